@@ -1,0 +1,302 @@
+"""The alert model and its two input formats (Alertmanager webhook v4 and enriched alerts).
+
+Parsing validates the whole request first and raises one ``InvalidAlertError`` that lists
+every problem with its field path, so a request is accepted whole or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from publishing.errors import InvalidAlertError
+
+# Alertmanager writes Go's zero time for "has not ended".
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?(Z|z|[+-]\d{2}:\d{2})$")
+
+
+class AlertStatus(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+class Severity(StrEnum):
+    CRITICAL = "critical"
+    WARNING = "warning"
+    INFO = "info"
+    NOISE = "noise"
+
+
+@dataclass(frozen=True)
+class Classification:
+    severity: Severity
+    confidence: float
+    reasoning: str = ""
+    recommendations: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "severity": self.severity.value,
+            "confidence": self.confidence,
+            "reasoning": self.reasoning,
+            "recommendations": list(self.recommendations),
+        }
+
+
+@dataclass(frozen=True)
+class Alert:
+    fingerprint: str
+    alert_name: str
+    status: AlertStatus
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: datetime
+    ends_at: datetime | None = None
+    generator_url: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "alert_name": self.alert_name,
+            "status": self.status.value,
+            "labels": dict(self.labels),
+            "annotations": dict(self.annotations),
+            "starts_at": format_time(self.starts_at),
+            "ends_at": format_time(self.ends_at) if self.ends_at else None,
+            "generator_url": self.generator_url,
+        }
+
+
+@dataclass(frozen=True)
+class EnrichedAlert:
+    """An alert with its optional classification: the unit a job carries."""
+
+    alert: Alert
+    classification: Classification | None = None
+    enrichment_metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str | None:
+        """The classification's severity when there is one, else the ``severity`` label."""
+        if self.classification is not None:
+            return self.classification.severity.value
+        return self.alert.labels.get("severity")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "alert": self.alert.to_dict(),
+            "classification": self.classification.to_dict() if self.classification else None,
+            "enrichment_metadata": dict(self.enrichment_metadata),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnrichedAlert:
+        """Rebuild an alert that ``to_dict`` wrote (the form a job carries)."""
+        return parse_enriched(data)[0]
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_time(value: str) -> datetime:
+    """RFC 3339 with any number of fractional digits (Go writes nanoseconds)."""
+    match = _RFC3339.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not an RFC 3339 timestamp")
+    day, clock, fraction, zone = match.groups()
+    fraction = (fraction or "")[:7]  # a dot and at most microseconds
+    zone = "+00:00" if zone in ("Z", "z") else zone
+    parsed = datetime.fromisoformat(f"{day}T{clock}{fraction}{zone}")
+    return parsed.astimezone(UTC)
+
+
+def derive_fingerprint(labels: Mapping[str, str]) -> str:
+    """A stable fingerprint from the sorted label set, for alerts that come without one."""
+    canonical = json.dumps(sorted(labels.items()), separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[dict[str, str]] = []
+
+    def add(self, path: str, message: str) -> None:
+        self.items.append({"field": path, "message": message})
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidAlertError(self.items)
+
+
+def _string_map(value: Any, path: str, problems: _Problems) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        problems.add(path, "must be an object of strings")
+        return {}
+    result: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(item, str):
+            problems.add(f"{path}.{key}", "must be a string")
+        else:
+            result[str(key)] = item
+    return result
+
+
+def _time(value: Any, path: str, problems: _Problems, *, required: bool) -> datetime | None:
+    if value in (None, "") or value == GO_ZERO_TIME:
+        if required:
+            problems.add(path, "is required (an RFC 3339 timestamp)")
+        return None
+    if not isinstance(value, str):
+        problems.add(path, "must be an RFC 3339 timestamp string")
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        problems.add(path, str(exc))
+        return None
+
+
+def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | None:
+    if not isinstance(raw, dict):
+        problems.add(path, "must be an object")
+        return None
+    start = len(problems.items)
+    status = raw.get("status")
+    if status not in ("firing", "resolved"):
+        problems.add(f"{path}.status", f"must be 'firing' or 'resolved', got {status!r}")
+    labels = _string_map(raw.get("labels"), f"{path}.labels", problems)
+    annotations = _string_map(raw.get("annotations"), f"{path}.annotations", problems)
+    name_key = "alert_name" if snake else None
+    alert_name = labels.get("alertname") or (raw.get(name_key) if name_key else None)
+    if not labels.get("alertname"):
+        if snake and isinstance(alert_name, str) and alert_name:
+            labels["alertname"] = alert_name
+        else:
+            problems.add(f"{path}.labels.alertname", "is required")
+    starts_key, ends_key, url_key = (
+        ("starts_at", "ends_at", "generator_url") if snake else ("startsAt", "endsAt", "generatorURL")
+    )
+    starts_at = _time(raw.get(starts_key), f"{path}.{starts_key}", problems, required=True)
+    ends_at = _time(raw.get(ends_key), f"{path}.{ends_key}", problems, required=False)
+    if starts_at and ends_at and ends_at < starts_at:
+        problems.add(f"{path}.{ends_key}", f"may not precede {starts_key}")
+    generator_url = raw.get(url_key) or ""
+    if not isinstance(generator_url, str):
+        problems.add(f"{path}.{url_key}", "must be a string")
+    fingerprint = raw.get("fingerprint")
+    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint.strip()):
+        problems.add(f"{path}.fingerprint", "must be a non-empty string")
+    if len(problems.items) > start or starts_at is None:
+        return None
+    return Alert(
+        fingerprint=fingerprint or derive_fingerprint(labels),
+        alert_name=labels["alertname"],
+        status=AlertStatus(status),
+        labels=labels,
+        annotations=annotations,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        generator_url=generator_url if isinstance(generator_url, str) else "",
+    )
+
+
+def _classification(raw: Any, path: str, problems: _Problems) -> Classification | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add(path, "must be an object")
+        return None
+    start = len(problems.items)
+    severity = raw.get("severity")
+    if severity not in {s.value for s in Severity}:
+        problems.add(f"{path}.severity", f"must be one of critical|warning|info|noise, got {severity!r}")
+    confidence = raw.get("confidence", 0.0)
+    if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
+        problems.add(f"{path}.confidence", "must be a number from 0 to 1")
+    reasoning = raw.get("reasoning") or ""
+    if not isinstance(reasoning, str):
+        problems.add(f"{path}.reasoning", "must be a string")
+    recommendations = raw.get("recommendations") or []
+    if not isinstance(recommendations, list) or not all(isinstance(r, str) for r in recommendations):
+        problems.add(f"{path}.recommendations", "must be a list of strings")
+    if len(problems.items) > start:
+        return None
+    return Classification(
+        severity=Severity(severity),
+        confidence=float(confidence),
+        reasoning=reasoning,
+        recommendations=tuple(recommendations),
+    )
+
+
+def parse_alertmanager(payload: Any, *, max_alerts: int | None = None) -> list[EnrichedAlert]:
+    """Parse an Alertmanager webhook (version 4) into alerts, or raise ``InvalidAlertError``."""
+    problems = _Problems()
+    if not isinstance(payload, dict):
+        problems.add("$", "must be an Alertmanager webhook object")
+        problems.raise_if_any()
+    version = payload.get("version")
+    if version is not None and str(version) != "4":
+        problems.add("version", f"only version '4' is supported, got {version!r}")
+    raw_alerts = payload.get("alerts")
+    if not isinstance(raw_alerts, list):
+        problems.add("alerts", "is required and must be a list")
+        problems.raise_if_any()
+    _check_count(raw_alerts, max_alerts, problems)
+    problems.raise_if_any()
+    alerts = [_alert(raw, f"alerts[{i}]", problems, snake=False) for i, raw in enumerate(raw_alerts)]
+    problems.raise_if_any()
+    return [EnrichedAlert(alert=a) for a in alerts if a is not None]
+
+
+def parse_enriched(payload: Any, *, max_alerts: int | None = None) -> list[EnrichedAlert]:
+    """Parse one enriched alert, a list of them, or ``{"alerts": [...]}``."""
+    problems = _Problems()
+    if isinstance(payload, dict) and "alerts" in payload and "alert" not in payload:
+        items, prefix = payload["alerts"], "alerts"
+    elif isinstance(payload, list):
+        items, prefix = payload, "$"
+    else:
+        items, prefix = [payload], None
+    if not isinstance(items, list):
+        problems.add("alerts", "must be a list")
+        problems.raise_if_any()
+    _check_count(items, max_alerts, problems)
+    problems.raise_if_any()
+    result: list[EnrichedAlert] = []
+    for i, item in enumerate(items):
+        path = f"{prefix}[{i}]" if prefix else "$"
+        if not isinstance(item, dict) or "alert" not in item:
+            problems.add(path, "must be an object with an 'alert' field")
+            continue
+        alert = _alert(item["alert"], f"{path}.alert" if prefix else "alert", problems, snake=True)
+        cpath = f"{path}.classification" if prefix else "classification"
+        classification = _classification(item.get("classification"), cpath, problems)
+        metadata = item.get("enrichment_metadata") or {}
+        if not isinstance(metadata, dict):
+            problems.add(
+                f"{path}.enrichment_metadata" if prefix else "enrichment_metadata",
+                "must be an object",
+            )
+            metadata = {}
+        if alert is not None:
+            result.append(EnrichedAlert(alert, classification, metadata))
+    problems.raise_if_any()
+    return result
+
+
+def _check_count(items: list[Any], max_alerts: int | None, problems: _Problems) -> None:
+    if not items:
+        problems.add("alerts", "must hold at least one alert")
+    elif max_alerts is not None and len(items) > max_alerts:
+        problems.add("alerts", f"holds {len(items)} alerts; at most {max_alerts} are accepted a request")

@@ -1,0 +1,83 @@
+"""Classification of failed attempts (SPEC §5): a lookup table, typed information first.
+
+Order of evidence: our own typed errors, then the HTTP status a target answered with, then
+the exception types of ``requests`` and the standard library, and only as a last resort a
+status code read from the message text, matched as a whole number after a word such as
+"HTTP" or "status" so that "port 5030" is never read as 503.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import ssl
+from enum import StrEnum
+
+import requests
+
+from publishing import errors
+
+
+class ErrorType(StrEnum):
+    TRANSIENT = "transient"
+    PERMANENT = "permanent"
+    UNKNOWN = "unknown"
+
+
+TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+PERMANENT_STATUS = frozenset({400, 401, 403, 404, 405, 409, 410, 413, 422, 501, 505})
+
+# Checked in order: the first matching type wins, so subclasses come before their bases
+# (requests' SSLError and ConnectTimeout are ConnectionErrors; InvalidURL is a ValueError).
+EXCEPTION_TABLE: tuple[tuple[type[BaseException], ErrorType], ...] = (
+    (errors.PermanentPublishError, ErrorType.PERMANENT),
+    (errors.TransientPublishError, ErrorType.TRANSIENT),
+    (errors.UnknownPublishError, ErrorType.UNKNOWN),
+    (requests.exceptions.SSLError, ErrorType.PERMANENT),
+    (ssl.SSLCertVerificationError, ErrorType.PERMANENT),
+    (requests.exceptions.InvalidURL, ErrorType.PERMANENT),
+    (requests.exceptions.MissingSchema, ErrorType.PERMANENT),
+    (requests.exceptions.InvalidSchema, ErrorType.PERMANENT),
+    (requests.exceptions.InvalidHeader, ErrorType.PERMANENT),
+    (requests.exceptions.Timeout, ErrorType.TRANSIENT),
+    (requests.exceptions.ConnectionError, ErrorType.TRANSIENT),
+    (requests.exceptions.ChunkedEncodingError, ErrorType.TRANSIENT),
+    (socket.gaierror, ErrorType.TRANSIENT),
+    (ConnectionRefusedError, ErrorType.TRANSIENT),
+    (ConnectionResetError, ErrorType.TRANSIENT),
+    (TimeoutError, ErrorType.TRANSIENT),
+)
+
+_STATUS_IN_TEXT = re.compile(r"\b(?:HTTP(?:/\d(?:\.\d)?)?|status(?:[ _]code)?)\s*[:=]?\s*(\d{3})(?!\d)", re.I)
+
+
+def classify_status(status_code: int) -> ErrorType:
+    if status_code in TRANSIENT_STATUS:
+        return ErrorType.TRANSIENT
+    if status_code in PERMANENT_STATUS:
+        return ErrorType.PERMANENT
+    return ErrorType.UNKNOWN
+
+
+def status_from_text(text: str) -> int | None:
+    """A status code named in a message ("HTTP 503", "status code: 429"), else None."""
+    match = _STATUS_IN_TEXT.search(text)
+    return int(match.group(1)) if match else None
+
+
+def classify(exc: BaseException) -> ErrorType:
+    status = getattr(exc, "status_code", None)
+    if isinstance(exc, errors.PublishError) and status is None:
+        pass
+    elif isinstance(status, int):
+        return classify_status(status)
+    response = getattr(exc, "response", None)
+    if isinstance(response, requests.Response):
+        return classify_status(response.status_code)
+    for exc_type, error_type in EXCEPTION_TABLE:
+        if isinstance(exc, exc_type):
+            return error_type
+    text_status = status_from_text(str(exc))
+    if text_status is not None:
+        return classify_status(text_status)
+    return ErrorType.UNKNOWN

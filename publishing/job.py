@@ -1,0 +1,58 @@
+"""A job: one alert to one target. What a task message carries (no secrets: the target's
+name, never its configuration)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from publishing.alert import EnrichedAlert
+from publishing.priority import Priority
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    target: str
+    priority: Priority
+    alert: EnrichedAlert
+    submitted_at: float
+    # Set on jobs created by a DLQ replay: the row they came from.
+    replayed_from: str | None = None
+    # Breaker deferrals so far: they are Celery retries too, but spend no retry budget.
+    deferrals: int = 0
+    deferred_since: float | None = None
+    # Set when delivery has failed for good but the DLQ row is not written yet (the
+    # database was down): the next run writes the row instead of publishing again.
+    dead_letter: Mapping[str, Any] | None = None
+
+    def to_message(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "target": self.target,
+            "priority": self.priority.value,
+            "alert": self.alert.to_dict(),
+            "submitted_at": self.submitted_at,
+            "replayed_from": self.replayed_from,
+            "deferrals": self.deferrals,
+            "deferred_since": self.deferred_since,
+            "dead_letter": dict(self.dead_letter) if self.dead_letter else None,
+        }
+
+    @classmethod
+    def from_message(cls, data: Mapping[str, Any]) -> Job:
+        return cls(
+            job_id=str(data["job_id"]),
+            target=str(data["target"]),
+            priority=Priority(data["priority"]),
+            alert=EnrichedAlert.from_dict(data["alert"]),
+            submitted_at=float(data["submitted_at"]),
+            replayed_from=data.get("replayed_from"),
+            deferrals=int(data.get("deferrals") or 0),
+            deferred_since=data.get("deferred_since"),
+            dead_letter=data.get("dead_letter"),
+        )
+
+    def evolve(self, **changes: Any) -> Job:
+        return replace(self, **changes)

@@ -1,0 +1,140 @@
+"""Settings from the environment (SPEC §2). Every knob has a default; a bad value fails at
+start-up with a message naming the variable, the value and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from publishing.breaker import BreakerConfig
+from publishing.errors import ConfigError
+from publishing.priority import Priority
+from publishing.retry import RetryPolicy
+
+ROLES = ("reader", "operator", "admin")
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///var/publishing.db"
+
+N = TypeVar("N", int, float)
+
+
+def _number(environ: Mapping[str, str], name: str, default: N, kind: Callable[[str], N], minimum: float) -> N:
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    what = "an integer" if kind is int else "a number"
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {what} >= {minimum:g}") from None
+    if (isinstance(value, float) and not math.isfinite(value)) or value < minimum:
+        raise ConfigError(f"{name}={raw!r} is not valid: expected {what} >= {minimum:g}")
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Pick psycopg2 explicitly: SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def parse_api_tokens(raw: str, name: str = "PUBLISHING_API_TOKENS") -> dict[str, str]:
+    """``ROLE:TOKEN,ROLE:TOKEN`` into {token: role}. Errors never echo a token."""
+    tokens: dict[str, str] = {}
+    for position, entry in enumerate(filter(None, (e.strip() for e in raw.split(","))), start=1):
+        role, sep, token = entry.partition(":")
+        role = role.strip()
+        token = token.strip()
+        if not sep or role not in ROLES:
+            raise ConfigError(
+                f"{name}: entry {position} is not valid: expected ROLE:TOKEN with ROLE one of "
+                f"{'|'.join(ROLES)}"
+            )
+        if len(token) < 16:
+            raise ConfigError(f"{name}: entry {position} ({role}) has a token shorter than 16 characters")
+        tokens[token] = role
+    return tokens
+
+
+def _retry_policy(environ: Mapping[str, str], prefix: str, base: RetryPolicy) -> RetryPolicy:
+    return RetryPolicy(
+        max_retries=_number(environ, f"{prefix}MAX_RETRIES", base.max_retries, int, 0),
+        base_s=_number(environ, f"{prefix}RETRY_BASE_S", base.base_s, float, 0),
+        max_backoff_s=_number(environ, f"{prefix}RETRY_MAX_BACKOFF_S", base.max_backoff_s, float, 0),
+        jitter_s=_number(environ, f"{prefix}RETRY_JITTER_S", base.jitter_s, float, 0),
+        retry_after_max_s=_number(environ, f"{prefix}RETRY_AFTER_MAX_S", base.retry_after_max_s, float, 0),
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    targets_path: Path | None = None
+    api_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
+    retry: Mapping[Priority, RetryPolicy] = field(
+        default_factory=lambda: {p: RetryPolicy() for p in Priority}
+    )
+    http_timeout_s: float = 10.0
+    breaker: BreakerConfig = field(default_factory=BreakerConfig)
+    tracking_capacity: int = 10_000
+    tracking_ttl_s: float = 86_400.0
+    dedup_window_s: float = 300.0
+    max_body_bytes: int = 1_048_576
+    max_alerts_per_request: int = 1_000
+    # Kombu restores an unacknowledged message after this long; it must outlast every
+    # countdown a worker holds as an ETA message (see ``longest_hold_s``).
+    visibility_timeout_s: float = 900.0
+    key_prefix: str = "publishing"
+
+    def retry_policy(self, priority: Priority) -> RetryPolicy:
+        return self.retry[priority]
+
+    def longest_hold_s(self) -> float:
+        """The longest countdown any job may wait as an ETA message in a worker."""
+        retry_hold = max(p.longest_countdown_s() for p in self.retry.values())
+        breaker_hold = self.breaker.open_timeout_s + max(p.jitter_s for p in self.retry.values()) + 1
+        return max(retry_hold, breaker_hold)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        base = _retry_policy(environ, "PUBLISHING_", RetryPolicy())
+        retry = {p: _retry_policy(environ, f"PUBLISHING_{p.name}_", base) for p in Priority}
+        targets = environ.get("PUBLISHING_TARGETS", "").strip()
+        settings = cls(
+            redis_url=environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            database_url=normalise_database_url(
+                environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+            ),
+            targets_path=Path(targets) if targets else None,
+            api_tokens=parse_api_tokens(environ.get("PUBLISHING_API_TOKENS", "")),
+            retry=retry,
+            http_timeout_s=_number(environ, "PUBLISHING_HTTP_TIMEOUT_S", 10.0, float, 0.001),
+            breaker=BreakerConfig(
+                failure_threshold=_number(environ, "PUBLISHING_BREAKER_FAILURE_THRESHOLD", 5, int, 1),
+                open_timeout_s=_number(environ, "PUBLISHING_BREAKER_OPEN_TIMEOUT_S", 30.0, float, 0),
+                half_open_probes=_number(environ, "PUBLISHING_BREAKER_HALF_OPEN_PROBES", 1, int, 1),
+                success_threshold=_number(environ, "PUBLISHING_BREAKER_SUCCESS_THRESHOLD", 2, int, 1),
+                max_deferral_s=_number(environ, "PUBLISHING_BREAKER_MAX_DEFERRAL_S", 3600.0, float, 0),
+            ),
+            tracking_capacity=_number(environ, "PUBLISHING_TRACKING_CAPACITY", 10_000, int, 1),
+            tracking_ttl_s=_number(environ, "PUBLISHING_TRACKING_TTL_S", 86_400.0, float, 1),
+            dedup_window_s=_number(environ, "PUBLISHING_DEDUP_WINDOW_S", 300.0, float, 0),
+            max_body_bytes=_number(environ, "PUBLISHING_MAX_BODY_BYTES", 1_048_576, int, 1),
+            max_alerts_per_request=_number(environ, "PUBLISHING_MAX_ALERTS_PER_REQUEST", 1_000, int, 1),
+            visibility_timeout_s=_number(environ, "PUBLISHING_VISIBILITY_TIMEOUT_S", 900.0, float, 1),
+            key_prefix=environ.get("PUBLISHING_KEY_PREFIX", "").strip() or "publishing",
+        )
+        hold = settings.longest_hold_s()
+        if settings.visibility_timeout_s < 2 * hold:
+            raise ConfigError(
+                f"PUBLISHING_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s:g} is not valid: it must "
+                f"be at least twice the longest countdown a worker holds ({hold:g} s), or a held retry "
+                "would be delivered twice"
+            )
+        return settings

@@ -1,0 +1,111 @@
+"""Job tracking (SPEC §8): the state of every job, visible to every API replica, and
+submission de-duplication. The Redis implementation lives in ``workers.redis_store``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from publishing.priority import Priority
+
+LAST_ERROR_MAX_CHARS = 500
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    RETRYING = "retrying"
+    DEFERRED = "deferred"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DLQ = "dlq"
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DLQ})
+
+
+@dataclass(frozen=True)
+class JobSnapshot:
+    id: str
+    fingerprint: str
+    alert_name: str
+    target: str
+    priority: Priority
+    state: JobState
+    retry_count: int = 0
+    error_type: str | None = None
+    last_error: str | None = None
+    submitted_at: float | None = None
+    started_at: float | None = None
+    completed_at: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["priority"] = self.priority.value
+        data["state"] = self.state.value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobSnapshot:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return float(value) if value not in (None, "") else None
+
+        return cls(
+            id=str(data["id"]),
+            fingerprint=str(data.get("fingerprint", "")),
+            alert_name=str(data.get("alert_name", "")),
+            target=str(data.get("target", "")),
+            priority=Priority(data.get("priority", "medium")),
+            state=JobState(data.get("state", "queued")),
+            retry_count=int(data.get("retry_count") or 0),
+            error_type=data.get("error_type") or None,
+            last_error=data.get("last_error") or None,
+            submitted_at=number("submitted_at"),
+            started_at=number("started_at"),
+            completed_at=number("completed_at"),
+        )
+
+
+@dataclass(frozen=True)
+class JobQuery:
+    state: JobState | None = None
+    priority: Priority | None = None
+    target: str | None = None
+    limit: int = 100
+
+
+class JobTracker(Protocol):
+    def record(self, snapshot: JobSnapshot) -> None:
+        """Create or replace a job's entry."""
+        ...
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        """Change some fields of a tracked job (state, retry_count, started_at, ...)."""
+        ...
+
+    def get(self, job_id: str) -> JobSnapshot | None: ...
+
+    def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
+        """Newest first, filtered, at most ``query.limit``; with the count of all matches."""
+        ...
+
+    def count_by_state(self) -> dict[str, int]: ...
+
+
+class Deduplicator(Protocol):
+    def claim(self, key: str, job_id: str, window_s: float) -> str | None:
+        """Claim ``key`` for ``job_id`` for ``window_s``; return the job id that already holds
+        it (a duplicate), or None when this claim won."""
+        ...
+
+    def release(self, key: str, job_id: str) -> None:
+        """Drop a claim whose job could not be enqueued, so a retry of the request is not a
+        duplicate of nothing."""
+        ...
+
+
+def truncate_error(text: str) -> str:
+    return text if len(text) <= LAST_ERROR_MAX_CHARS else text[: LAST_ERROR_MAX_CHARS - 1] + "…"
