@@ -1,0 +1,120 @@
+"""A real HTTP server on loopback that stands in for PagerDuty, Slack, Rootly or a webhook.
+
+It records every request (with its arrival time) and answers from a script: a list of
+responses used in order, the last one repeating. A response may delay, hang past the
+client's timeout, or the server may refuse connections altogether (``stop()``).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: str = '{"status":"success"}'
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    at: float  # time.monotonic() on arrival
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class HttpTarget:
+    def __init__(self, replies: list[Reply] | None = None) -> None:
+        self._replies = list(replies or [Reply()])
+        self._lock = threading.Lock()
+        self.received: list[Received] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        target = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                reply = target._arrive(
+                    Received(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
+                )
+                try:
+                    if reply.delay_s:
+                        time.sleep(reply.delay_s)
+                    payload = reply.body.encode()
+                    self.send_response(reply.status)
+                    for name, value in reply.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                finally:
+                    target._leave()
+
+            do_POST = do_PUT = do_GET = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _arrive(self, received: Received) -> Reply:
+        with self._lock:
+            self.received.append(received)
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            return self._replies.pop(0) if len(self._replies) > 1 else self._replies[0]
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    def script(self, replies: list[Reply]) -> None:
+        with self._lock:
+            self._replies = list(replies)
+
+    def wait_for(self, count: int, timeout_s: float = 10.0) -> list[Received]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.received) >= count:
+                    return list(self.received)
+            time.sleep(0.01)
+        raise AssertionError(f"expected {count} requests, got {len(self.received)} in {timeout_s} s")
+
+    def stop(self) -> None:
+        """Stop serving: later connections are refused."""
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> HttpTarget:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
