@@ -20,6 +20,10 @@ class Job:
     submitted_at: float
     # Set on jobs created by a DLQ replay: the row they came from.
     replayed_from: str | None = None
+    # Retries spent (transient and unknown failures); deferrals and DLQ-write retries are
+    # Celery retries too but do not count here.
+    retries: int = 0
+    last_retry_at: float | None = None
     # Breaker deferrals so far: they are Celery retries too, but spend no retry budget.
     deferrals: int = 0
     deferred_since: float | None = None
@@ -35,6 +39,8 @@ class Job:
             "alert": self.alert.to_dict(),
             "submitted_at": self.submitted_at,
             "replayed_from": self.replayed_from,
+            "retries": self.retries,
+            "last_retry_at": self.last_retry_at,
             "deferrals": self.deferrals,
             "deferred_since": self.deferred_since,
             "dead_letter": dict(self.dead_letter) if self.dead_letter else None,
@@ -49,6 +55,8 @@ class Job:
             alert=EnrichedAlert.from_dict(data["alert"]),
             submitted_at=float(data["submitted_at"]),
             replayed_from=data.get("replayed_from"),
+            retries=int(data.get("retries") or 0),
+            last_retry_at=data.get("last_retry_at"),
             deferrals=int(data.get("deferrals") or 0),
             deferred_since=data.get("deferred_since"),
             dead_letter=data.get("dead_letter"),

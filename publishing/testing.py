@@ -131,6 +131,7 @@ class InMemoryBreakerStore:
 class InMemoryJobTracker:
     def __init__(self, capacity: int = 10_000) -> None:
         self._jobs: OrderedDict[str, JobSnapshot] = OrderedDict()
+        self._starts: dict[tuple[str, str], int] = {}
         self._capacity = capacity
 
     def record(self, snapshot: JobSnapshot) -> None:
@@ -142,6 +143,11 @@ class InMemoryJobTracker:
     def update(self, job_id: str, **fields: Any) -> None:
         if job_id in self._jobs:
             self._jobs[job_id] = replace(self._jobs[job_id], **fields)
+
+    def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
+        self.update(job_id, state=JobState.PROCESSING, started_at=started_at)
+        self._starts[(job_id, attempt_key)] = self._starts.get((job_id, attempt_key), 0) + 1
+        return self._starts[(job_id, attempt_key)]
 
     def get(self, job_id: str) -> JobSnapshot | None:
         return self._jobs.get(job_id)
@@ -192,3 +198,173 @@ class RecordingEnqueuer:
 
 
 # --- in-memory dead-letter repository (below) ---
+# Imported here, not at the top, so that this fake stays one appended block.
+import uuid  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+
+from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult  # noqa: E402
+from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError  # noqa: E402
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _maybe_utc(value: datetime | None) -> datetime | None:
+    return _utc(value) if value is not None else None
+
+
+def _canonical_id(value: str) -> str:
+    return str(uuid.UUID(str(value)))
+
+
+class InMemoryDeadLetterRepository:
+    """``DeadLetterRepository`` in a dict, with the SQL repository's semantics: ids are UUIDs,
+    timestamps come back in UTC, ``failed_after`` <= failed_at < ``failed_before``.
+
+    Set ``unavailable`` to make every call raise ``DatabaseUnavailableError``, as the SQL
+    repository does when the database is down.
+    """
+
+    def __init__(self) -> None:
+        self._letters: dict[str, DeadLetter] = {}
+        self._lock = threading.Lock()
+        self.unavailable = False
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise DatabaseUnavailableError()
+
+    def _find(self, letter_id: str) -> DeadLetter:
+        try:
+            return self._letters[_canonical_id(letter_id)]
+        except (ValueError, KeyError):
+            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+
+    def write(self, letter: DeadLetter) -> bool:
+        self._check()
+        stored = replace(
+            letter,
+            id=_canonical_id(letter.id),
+            job_id=_canonical_id(letter.job_id),
+            replay_job_id=_canonical_id(letter.replay_job_id) if letter.replay_job_id else None,
+            replayed_from=_canonical_id(letter.replayed_from) if letter.replayed_from else None,
+            failed_at=_utc(letter.failed_at),
+            last_retry_at=_maybe_utc(letter.last_retry_at),
+            created_at=_utc(letter.created_at or letter.failed_at),
+            updated_at=_utc(letter.updated_at or letter.created_at or letter.failed_at),
+            replayed_at=_maybe_utc(letter.replayed_at),
+        )
+        with self._lock:
+            if any(existing.job_id == stored.job_id for existing in self._letters.values()):
+                return False
+            self._letters[stored.id] = stored
+            return True
+
+    def _matches(self, letter: DeadLetter, query: DLQFilter) -> bool:
+        failed_after, failed_before = _maybe_utc(query.failed_after), _maybe_utc(query.failed_before)
+        return (
+            (query.target is None or letter.target_name == query.target)
+            and (query.error_type is None or letter.error_type == query.error_type)
+            and (query.priority is None or letter.priority == query.priority)
+            and (query.replayed is None or letter.replayed == query.replayed)
+            and (failed_after is None or letter.failed_at >= failed_after)
+            and (failed_before is None or letter.failed_at < failed_before)
+        )
+
+    def read(self, query: DLQFilter, limit: int = 100, offset: int = 0) -> tuple[list[DeadLetter], int]:
+        self._check()
+        limit, offset = max(1, min(limit, MAX_PAGE)), max(0, offset)
+        with self._lock:
+            matches = sorted(
+                (x for x in self._letters.values() if self._matches(x, query)), key=lambda x: x.id
+            )
+        matches.sort(key=lambda x: x.failed_at, reverse=True)
+        return matches[offset : offset + limit], len(matches)
+
+    def get(self, letter_id: str) -> DeadLetter:
+        self._check()
+        with self._lock:
+            return self._find(letter_id)
+
+    def claim_for_replay(self, letter_id: str, replay_job_id: str, now: datetime) -> DeadLetter:
+        self._check()
+        with self._lock:
+            letter = self._find(letter_id)
+            if letter.replayed:
+                raise AlreadyReplayedError(
+                    letter.id,
+                    {
+                        "replayed_at": letter.replayed_at.isoformat() if letter.replayed_at else None,
+                        "replay_job_id": letter.replay_job_id,
+                        "replay_result": letter.replay_result.value if letter.replay_result else None,
+                    },
+                )
+            claimed = replace(
+                letter,
+                replayed=True,
+                replayed_at=_utc(now),
+                replay_job_id=_canonical_id(replay_job_id),
+                updated_at=_utc(now),
+            )
+            self._letters[letter.id] = claimed
+            return claimed
+
+    def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None:
+        self._check()
+        with self._lock:
+            letter = self._find(letter_id)
+            self._letters[letter.id] = replace(
+                letter, replay_result=ReplayResult(result), updated_at=_utc(now)
+            )
+
+    def set_replay_result_by_job(self, replay_job_id: str, result: ReplayResult, now: datetime) -> None:
+        self._check()
+        try:
+            job_id = _canonical_id(replay_job_id)
+        except ValueError:
+            return
+        with self._lock:
+            for key, letter in self._letters.items():
+                if letter.replay_job_id == job_id:
+                    self._letters[key] = replace(
+                        letter, replay_result=ReplayResult(result), updated_at=_utc(now)
+                    )
+
+    def purge(self, older_than: datetime, replayed_only: bool = False) -> int:
+        self._check()
+        cutoff = _utc(older_than)
+        with self._lock:
+            doomed = [
+                key
+                for key, letter in self._letters.items()
+                if letter.failed_at < cutoff and (letter.replayed or not replayed_only)
+            ]
+            for key in doomed:
+                del self._letters[key]
+        return len(doomed)
+
+    def stats(self) -> DLQStats:
+        self._check()
+        with self._lock:
+            letters = list(self._letters.values())
+        by_error_type: dict[str, int] = {}
+        by_target: dict[str, int] = {}
+        by_priority: dict[str, int] = {}
+        for x in letters:
+            by_error_type[x.error_type.value] = by_error_type.get(x.error_type.value, 0) + 1
+            by_target[x.target_name] = by_target.get(x.target_name, 0) + 1
+            by_priority[x.priority.value] = by_priority.get(x.priority.value, 0) + 1
+        failed = [x.failed_at for x in letters]
+        return DLQStats(
+            total=len(letters),
+            by_error_type=by_error_type,
+            by_target=by_target,
+            by_priority=by_priority,
+            oldest=min(failed, default=None),
+            newest=max(failed, default=None),
+            replayed=sum(1 for x in letters if x.replayed),
+        )
+
+    def count_by_target(self) -> dict[str, int]:
+        return dict(self.stats().by_target)

@@ -86,6 +86,11 @@ class JobTracker(Protocol):
         """Change some fields of a tracked job (state, retry_count, started_at, ...)."""
         ...
 
+    def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
+        """Set the job ``processing`` and count how often this attempt has been started;
+        more than once means the message was redelivered (a worker died mid-attempt)."""
+        ...
+
     def get(self, job_id: str) -> JobSnapshot | None: ...
 
     def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:

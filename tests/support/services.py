@@ -70,3 +70,10 @@ def private_postgres_db() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def flush_private_db(url: str) -> None:
+    """Empty a database that ``private_redis_db`` handed out, keeping it held."""
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.set(_LOCK_KEY, "held", ex=_LOCK_TTL_S)

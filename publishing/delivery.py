@@ -1,0 +1,162 @@
+"""One delivery attempt of a job, decided in the domain: breaker admission, publishing, the
+verdict to the breaker, the retry decision and the dead letter. The worker only carries out
+what this returns (a Celery retry, a deferral, a DLQ write)."""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from publishing.alert import EnrichedAlert
+from publishing.breaker import Admit, BreakerConfig, BreakerState, BreakerStore, Transition
+from publishing.classification import ErrorType, classify
+from publishing.dlq import DeadLetter
+from publishing.errors import PublishError, RateLimitedError, UnknownTargetError
+from publishing.job import Job
+from publishing.retry import GiveUp, RetryPolicy
+from publishing.targets import Target, TargetRegistry
+from publishing.tracking import truncate_error
+
+log = logging.getLogger(__name__)
+
+
+class Receipt(Protocol):
+    status_code: int
+    duration_s: float
+
+
+class Publisher(Protocol):
+    def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt: ...
+
+
+@dataclass(frozen=True)
+class Delivered:
+    status_code: int
+    duration_s: float
+    recovered: bool = False  # this success closed the target's breaker
+
+
+@dataclass(frozen=True)
+class RetryScheduled:
+    """Spend a retry: try again in ``delay_s``."""
+
+    delay_s: float
+    error_type: ErrorType
+    error: str
+    tripped: bool = False
+
+
+@dataclass(frozen=True)
+class Deferred:
+    """The breaker is not admitting: ask again in ``delay_s``, spending no retry."""
+
+    delay_s: float
+    state: BreakerState
+
+
+@dataclass(frozen=True)
+class Failed:
+    """Failed for good: the job goes to the DLQ."""
+
+    error_type: ErrorType
+    error: str
+    tripped: bool = False
+
+
+Outcome = Delivered | RetryScheduled | Deferred | Failed
+
+
+class DeliveryService:
+    def __init__(
+        self,
+        registry: TargetRegistry,
+        publisher: Publisher,
+        breakers: BreakerStore,
+        *,
+        retry_policy: Callable[[Job], RetryPolicy],
+        breaker_config: BreakerConfig,
+        default_timeout_s: float,
+        clock: Callable[[], float],
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self._registry = registry
+        self._publisher = publisher
+        self._breakers = breakers
+        self._policy = retry_policy
+        self._breaker_config = breaker_config
+        self._default_timeout_s = default_timeout_s
+        self._clock = clock
+        self._rng = rng
+
+    def attempt(self, job: Job) -> Outcome:
+        try:
+            target = self._registry.get(job.target)
+        except UnknownTargetError as exc:
+            return Failed(ErrorType.PERMANENT, f"{exc}: it is no longer configured")
+        if not target.enabled:
+            return Failed(ErrorType.PERMANENT, f"target {target.name!r} is disabled")
+        config = self._breaker_config
+        now = self._clock()
+        if job.deferred_since is not None and now - job.deferred_since >= config.max_deferral_s:
+            return Failed(ErrorType.TRANSIENT, "circuit open")
+        timeout_s = target.timeout_s or self._default_timeout_s
+        decision = self._breakers.acquire(target.name, config, timeout_s + config.probe_lease_margin_s)
+        if not isinstance(decision, Admit):
+            jitter = self._rng() * self._policy(job).jitter_s
+            return Deferred(decision.wait_s + jitter, decision.state)
+        try:
+            receipt = self._publisher.publish(target, job.alert, job.job_id)
+        except PublishError as exc:
+            return self._failed_attempt(job, target, exc, decision.probe_id)
+        except Exception as exc:
+            # Anything else is a bug of ours or a library's; retried like an unknown error
+            # (bounded by max_retries), never allowed to lose the job.
+            log.exception("unexpected error publishing job %s", job.job_id)
+            return self._failed_attempt(job, target, exc, decision.probe_id)
+        transition = self._breakers.record_success(target.name, config, decision.probe_id)
+        return Delivered(receipt.status_code, receipt.duration_s, transition is Transition.RECOVERED)
+
+    def _failed_attempt(self, job: Job, target: Target, exc: Exception, probe_id: str | None) -> Outcome:
+        error_type = classify(exc)
+        message = truncate_error(target.redact(f"{type(exc).__name__}: {exc}"))
+        if error_type is ErrorType.PERMANENT:
+            self._breakers.release(target.name, probe_id)
+            return Failed(error_type, message)
+        tripped = (
+            self._breakers.record_failure(target.name, self._breaker_config, probe_id) is Transition.TRIPPED
+        )
+        retry_after = exc.retry_after_s if isinstance(exc, RateLimitedError) else None
+        decision = self._policy(job).decide(error_type, job.retries, retry_after_s=retry_after, rng=self._rng)
+        if isinstance(decision, GiveUp):
+            return Failed(error_type, message, tripped)
+        return RetryScheduled(decision.delay_s, error_type, message, tripped)
+
+    def dead_letter(self, job: Job, error_type: ErrorType, error: str) -> DeadLetter:
+        """The DLQ row for a job that failed for good; the target's config is redacted."""
+        try:
+            target = self._registry.get(job.target)
+            target_type, config = target.type.value, target.to_public_dict()
+        except UnknownTargetError:
+            target_type, config = "unknown", {"name": job.target}
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        return DeadLetter(
+            id=str(uuid.uuid4()),
+            job_id=job.job_id,
+            fingerprint=job.alert.alert.fingerprint,
+            target_name=job.target,
+            target_type=target_type,
+            enriched_alert=job.alert.to_dict(),
+            target_config=config,
+            error_message=error,
+            error_type=error_type,
+            retry_count=job.retries,
+            last_retry_at=datetime.fromtimestamp(job.last_retry_at, UTC) if job.last_retry_at else None,
+            priority=job.priority,
+            failed_at=now,
+            replayed_from=job.replayed_from,
+        )

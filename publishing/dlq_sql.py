@@ -1,0 +1,394 @@
+"""The dead-letter queue in SQL (SPEC §7): the ``publishing_dlq`` table and a repository over it
+that works on PostgreSQL and SQLite alike. An unreachable database is always reported as
+``DatabaseUnavailableError``, so a worker keeps the job and retries the write."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from publishing.classification import ErrorType
+from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult
+from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError
+from publishing.priority import Priority
+from publishing.settings import normalise_database_url
+
+TABLE_NAME = "publishing_dlq"
+# PostgreSQL answers a refused or unroutable host within this many seconds instead of the
+# libpq default (forever), so a DLQ write fails fast and the job retries it later.
+CONNECT_TIMEOUT_S = 3
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored and returned in UTC. SQLite keeps no offset, so
+    values are written in UTC and the offset restored on the way out; naive values are UTC."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _in(column: str, values: list[str]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+JSON = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+ERROR_TYPES = [e.value for e in ErrorType]
+PRIORITIES = [p.value for p in Priority]
+REPLAY_RESULTS = [r.value for r in ReplayResult]
+
+metadata = sa.MetaData()
+
+publishing_dlq = sa.Table(
+    TABLE_NAME,
+    metadata,
+    sa.Column("id", sa.Uuid(), nullable=False),
+    sa.Column("job_id", sa.Uuid(), nullable=False),
+    sa.Column("fingerprint", sa.Text(), nullable=False),
+    sa.Column("target_name", sa.Text(), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("enriched_alert", JSON, nullable=False),
+    sa.Column("target_config", JSON, nullable=False),
+    sa.Column("error_message", sa.Text(), nullable=False),
+    sa.Column("error_type", sa.String(16), nullable=False),
+    sa.Column("retry_count", sa.Integer(), nullable=False, server_default=sa.text("0")),
+    sa.Column("last_retry_at", UtcDateTime(), nullable=True),
+    sa.Column("priority", sa.String(16), nullable=False),
+    sa.Column("failed_at", UtcDateTime(), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
+    sa.Column("updated_at", UtcDateTime(), nullable=False, server_default=sa.text("CURRENT_TIMESTAMP")),
+    sa.Column("replayed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    sa.Column("replayed_at", UtcDateTime(), nullable=True),
+    sa.Column("replay_result", sa.String(16), nullable=True),
+    sa.Column("replay_job_id", sa.Uuid(), nullable=True),
+    sa.Column("replayed_from", sa.Uuid(), nullable=True),
+    sa.PrimaryKeyConstraint("id", name="pk_publishing_dlq"),
+    sa.CheckConstraint(_in("error_type", ERROR_TYPES), name="ck_publishing_dlq_error_type"),
+    sa.CheckConstraint(_in("priority", PRIORITIES), name="ck_publishing_dlq_priority"),
+    sa.CheckConstraint(
+        f"replay_result IS NULL OR {_in('replay_result', REPLAY_RESULTS)}",
+        name="ck_publishing_dlq_replay_result",
+    ),
+    sa.CheckConstraint("retry_count >= 0", name="ck_publishing_dlq_retry_count"),
+    # A replayed row says when and as which job; an unreplayed one says neither.
+    sa.CheckConstraint(
+        "(replayed AND replayed_at IS NOT NULL AND replay_job_id IS NOT NULL)"
+        " OR (NOT replayed AND replayed_at IS NULL AND replay_job_id IS NULL)",
+        name="ck_publishing_dlq_replayed",
+    ),
+)
+sa.Index("ix_publishing_dlq_job_id", publishing_dlq.c.job_id, unique=True)
+sa.Index("ix_publishing_dlq_target_name", publishing_dlq.c.target_name)
+sa.Index("ix_publishing_dlq_error_type", publishing_dlq.c.error_type)
+sa.Index("ix_publishing_dlq_priority", publishing_dlq.c.priority)
+sa.Index("ix_publishing_dlq_failed_at", publishing_dlq.c.failed_at.desc())
+sa.Index("ix_publishing_dlq_fingerprint", publishing_dlq.c.fingerprint)
+# What replay-many scans: the rows still waiting, newest first.
+sa.Index(
+    "ix_publishing_dlq_unreplayed",
+    publishing_dlq.c.failed_at.desc(),
+    postgresql_where=sa.text("replayed = false"),
+    sqlite_where=sa.text("replayed = 0"),
+)
+
+
+def create_engine_for(url: str) -> Engine:
+    """An engine for ``DATABASE_URL``: psycopg2 for PostgreSQL, a short connect timeout, and
+    for a SQLite file its directory made if missing."""
+    url = normalise_database_url(url)
+    parsed = sa.make_url(url)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
+    elif parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _uuid(value: str | uuid.UUID) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def _letter(row: RowMapping) -> DeadLetter:
+    def optional_id(value: uuid.UUID | None) -> str | None:
+        return str(value) if value is not None else None
+
+    return DeadLetter(
+        id=str(row["id"]),
+        job_id=str(row["job_id"]),
+        fingerprint=row["fingerprint"],
+        target_name=row["target_name"],
+        target_type=row["target_type"],
+        enriched_alert=row["enriched_alert"],
+        target_config=row["target_config"],
+        error_message=row["error_message"],
+        error_type=ErrorType(row["error_type"]),
+        retry_count=row["retry_count"],
+        priority=Priority(row["priority"]),
+        failed_at=row["failed_at"],
+        last_retry_at=row["last_retry_at"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        replayed=bool(row["replayed"]),
+        replayed_at=row["replayed_at"],
+        replay_result=ReplayResult(row["replay_result"]) if row["replay_result"] else None,
+        replay_job_id=optional_id(row["replay_job_id"]),
+        replayed_from=optional_id(row["replayed_from"]),
+    )
+
+
+def _where(query: DLQFilter) -> list[sa.ColumnElement[bool]]:
+    """Failed-at bounds are half-open: ``failed_after`` <= failed_at < ``failed_before``."""
+    c = publishing_dlq.c
+    clauses: list[sa.ColumnElement[bool]] = []
+    if query.target is not None:
+        clauses.append(c.target_name == query.target)
+    if query.error_type is not None:
+        clauses.append(c.error_type == query.error_type.value)
+    if query.priority is not None:
+        clauses.append(c.priority == query.priority.value)
+    if query.replayed is not None:
+        clauses.append(c.replayed == (sa.true() if query.replayed else sa.false()))
+    if query.failed_after is not None:
+        clauses.append(c.failed_at >= query.failed_after)
+    if query.failed_before is not None:
+        clauses.append(c.failed_at < query.failed_before)
+    return clauses
+
+
+class SqlDeadLetterRepository:
+    """``DeadLetterRepository`` over an SQLAlchemy engine (PostgreSQL in production, SQLite on
+    a laptop). The table must exist: ``alembic upgrade head`` creates it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @contextmanager
+    def _begin(self) -> Iterator[Connection]:
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+            raise DatabaseUnavailableError(
+                f"the dead-letter database cannot be reached: {type(exc).__name__}"
+            ) from exc
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:
+                raise DatabaseUnavailableError("the dead-letter database connection was lost") from exc
+            raise
+
+    def write(self, letter: DeadLetter) -> bool:
+        values: dict[str, Any] = {
+            "id": _uuid(letter.id),
+            "job_id": _uuid(letter.job_id),
+            "fingerprint": letter.fingerprint,
+            "target_name": letter.target_name,
+            "target_type": letter.target_type,
+            "enriched_alert": _jsonable(letter.enriched_alert),
+            "target_config": _jsonable(letter.target_config),
+            "error_message": letter.error_message,
+            "error_type": ErrorType(letter.error_type).value,
+            "retry_count": letter.retry_count,
+            "last_retry_at": letter.last_retry_at,
+            "priority": Priority(letter.priority).value,
+            "failed_at": letter.failed_at,
+            "replayed": letter.replayed,
+            "replayed_at": letter.replayed_at,
+            "replay_result": letter.replay_result.value if letter.replay_result else None,
+            "replay_job_id": _uuid(letter.replay_job_id) if letter.replay_job_id else None,
+            "replayed_from": _uuid(letter.replayed_from) if letter.replayed_from else None,
+        }
+        # Without them the database's clock fills them in.
+        if letter.created_at is not None:
+            values["created_at"] = letter.created_at
+        if letter.updated_at is not None:
+            values["updated_at"] = letter.updated_at
+        with self._begin() as conn:
+            dialect = conn.dialect.name
+            if dialect in ("postgresql", "sqlite"):
+                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+                stmt = insert(publishing_dlq).values(values).on_conflict_do_nothing(index_elements=["job_id"])
+                return conn.execute(stmt).rowcount == 1
+            exists = conn.execute(
+                sa.select(publishing_dlq.c.id).where(publishing_dlq.c.job_id == values["job_id"])
+            ).first()
+            if exists is not None:
+                return False
+            conn.execute(publishing_dlq.insert().values(values))
+            return True
+
+    def read(self, query: DLQFilter, limit: int = 100, offset: int = 0) -> tuple[list[DeadLetter], int]:
+        limit = max(1, min(limit, MAX_PAGE))
+        offset = max(0, offset)
+        where = _where(query)
+        page = (
+            sa.select(publishing_dlq)
+            .where(*where)
+            .order_by(publishing_dlq.c.failed_at.desc(), publishing_dlq.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        count = sa.select(sa.func.count()).select_from(publishing_dlq).where(*where)
+        with self._begin() as conn:
+            rows = conn.execute(page).mappings().all()
+            total = conn.execute(count).scalar_one()
+        return [_letter(row) for row in rows], total
+
+    def _select_one(self, conn: Connection, letter_id: uuid.UUID) -> DeadLetter | None:
+        row = (
+            conn.execute(sa.select(publishing_dlq).where(publishing_dlq.c.id == letter_id)).mappings().first()
+        )
+        return _letter(row) if row is not None else None
+
+    def get(self, letter_id: str) -> DeadLetter:
+        try:
+            key = _uuid(letter_id)
+        except ValueError:
+            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+        with self._begin() as conn:
+            letter = self._select_one(conn, key)
+        if letter is None:
+            raise NotFoundError(f"no dead letter {letter_id!r}")
+        return letter
+
+    def claim_for_replay(self, letter_id: str, replay_job_id: str, now: datetime) -> DeadLetter:
+        try:
+            key = _uuid(letter_id)
+        except ValueError:
+            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+        c = publishing_dlq.c
+        # One conditional UPDATE is the claim: of concurrent callers exactly one matches.
+        claim = (
+            sa.update(publishing_dlq)
+            .where(c.id == key, c.replayed == sa.false())
+            .values(replayed=True, replayed_at=now, replay_job_id=_uuid(replay_job_id), updated_at=now)
+        )
+        with self._begin() as conn:
+            claimed = conn.execute(claim).rowcount == 1
+            letter = self._select_one(conn, key)
+        if letter is None:
+            raise NotFoundError(f"no dead letter {letter_id!r}")
+        if not claimed:
+            raise AlreadyReplayedError(
+                letter.id,
+                {
+                    "replayed_at": letter.replayed_at.isoformat() if letter.replayed_at else None,
+                    "replay_job_id": letter.replay_job_id,
+                    "replay_result": letter.replay_result.value if letter.replay_result else None,
+                },
+            )
+        return letter
+
+    def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None:
+        """Raises ``NotFoundError`` when there is no such row."""
+        try:
+            key = _uuid(letter_id)
+        except ValueError:
+            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+        stmt = (
+            sa.update(publishing_dlq)
+            .where(publishing_dlq.c.id == key)
+            .values(replay_result=ReplayResult(result).value, updated_at=now)
+        )
+        with self._begin() as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise NotFoundError(f"no dead letter {letter_id!r}")
+
+    def set_replay_result_by_job(self, replay_job_id: str, result: ReplayResult, now: datetime) -> None:
+        """A job that no row names (not a replay, or its row purged since) changes nothing."""
+        try:
+            key = _uuid(replay_job_id)
+        except ValueError:
+            return
+        stmt = (
+            sa.update(publishing_dlq)
+            .where(publishing_dlq.c.replay_job_id == key)
+            .values(replay_result=ReplayResult(result).value, updated_at=now)
+        )
+        with self._begin() as conn:
+            conn.execute(stmt)
+
+    def purge(self, older_than: datetime, replayed_only: bool = False) -> int:
+        """Delete rows that failed before ``older_than`` (only replayed ones if asked)."""
+        stmt = sa.delete(publishing_dlq).where(publishing_dlq.c.failed_at < older_than)
+        if replayed_only:
+            stmt = stmt.where(publishing_dlq.c.replayed == sa.true())
+        with self._begin() as conn:
+            return conn.execute(stmt).rowcount
+
+    def stats(self) -> DLQStats:
+        c = publishing_dlq.c
+        summary = sa.select(
+            sa.func.count(),
+            sa.func.min(c.failed_at),
+            sa.func.max(c.failed_at),
+            sa.func.coalesce(sa.func.sum(sa.case((c.replayed == sa.true(), 1), else_=0)), 0),
+        )
+        groups = sa.union_all(
+            *(
+                sa.select(sa.literal(name).label("dimension"), column.label("value"), sa.func.count())
+                .group_by(column)
+                .select_from(publishing_dlq)
+                for name, column in (
+                    ("error_type", c.error_type),
+                    ("target", c.target_name),
+                    ("priority", c.priority),
+                )
+            )
+        )
+        with self._begin() as conn:
+            total, oldest, newest, replayed = conn.execute(summary).one()
+            grouped = conn.execute(groups).all()
+        by: dict[str, dict[str, int]] = {"error_type": {}, "target": {}, "priority": {}}
+        for dimension, value, count in grouped:
+            by[dimension][value] = count
+        return DLQStats(
+            total=total,
+            by_error_type=by["error_type"],
+            by_target=by["target"],
+            by_priority=by["priority"],
+            oldest=oldest,
+            newest=newest,
+            replayed=int(replayed),
+        )
+
+    def count_by_target(self) -> dict[str, int]:
+        """Every row, replayed or not, by target: the ``dlq_size`` gauge."""
+        c = publishing_dlq.c
+        stmt = sa.select(c.target_name, sa.func.count()).group_by(c.target_name)
+        with self._begin() as conn:
+            return {target: count for target, count in conn.execute(stmt).all()}

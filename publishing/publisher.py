@@ -1,0 +1,196 @@
+"""Delivery of one job over HTTP (SPEC §4, §5): build the payload, POST it with the target's
+authentication and the job's idempotency headers, and turn every failure into a classified,
+redacted ``PublishError``."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from requests.auth import HTTPBasicAuth
+from requests.structures import CaseInsensitiveDict
+
+from publishing.alert import EnrichedAlert
+from publishing.classification import ErrorType, classify, classify_status
+from publishing.errors import (
+    PermanentPublishError,
+    PublishError,
+    RateLimitedError,
+    TransientPublishError,
+    UnknownPublishError,
+)
+from publishing.formatters import format_payload
+from publishing.retry import parse_retry_after
+from publishing.targets import REDACTED, Target, TargetType
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_MAX_S = 5.0
+BODY_EXCERPT_CHARS = 200
+# Statuses whose Retry-After we honour as a rate limit (SPEC §5).
+RATE_LIMIT_STATUS = frozenset({429, 503})
+_ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
+    ErrorType.TRANSIENT: TransientPublishError,
+    ErrorType.PERMANENT: PermanentPublishError,
+    ErrorType.UNKNOWN: UnknownPublishError,
+}
+_SECRET_PREFIX = "whsec_"
+
+
+@dataclass(frozen=True)
+class Delivered:
+    status_code: int
+    duration_s: float
+
+
+class HttpPublisher:
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        default_timeout_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._session = session
+        self._default_timeout_s = default_timeout_s
+        self._clock = clock
+        self._user_agent = f"alert-publishing/{_version()}"
+
+    def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Delivered:
+        body = _serialise(target, format_payload(target, enriched, job_id))
+        headers, auth = self._request_headers(target, job_id, body)
+        read_timeout_s = target.timeout_s or self._default_timeout_s
+        started = self._clock()
+        try:
+            response = self._session.post(
+                target.url,
+                data=body,
+                headers=headers,
+                auth=auth,
+                timeout=(min(read_timeout_s, CONNECT_TIMEOUT_MAX_S), read_timeout_s),
+                # A 301/302 would turn the POST into a bodiless GET that may well answer 200.
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise _request_failed(target, exc, _ERROR_CLASSES[classify(exc)]) from exc
+        except ValueError as exc:
+            # urllib3 rejects some malformed hosts with a bare ValueError; retrying cannot help.
+            raise _request_failed(target, exc, PermanentPublishError) from exc
+        duration_s = max(0.0, self._clock() - started)
+        if 200 <= response.status_code < 300:
+            log.debug(
+                "job %s delivered to target %s: HTTP %d in %.3f s",
+                job_id,
+                target.name,
+                response.status_code,
+                duration_s,
+            )
+            return Delivered(response.status_code, duration_s)
+        raise self._rejected(target, response)
+
+    def _request_headers(
+        self, target: Target, job_id: str, body: bytes
+    ) -> tuple[CaseInsensitiveDict[str], HTTPBasicAuth | None]:
+        # The target's own headers may replace the defaults but never the protocol headers.
+        headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
+            {"Content-Type": "application/json", "User-Agent": self._user_agent}
+        )
+        headers.update(target.headers)
+        headers["Idempotency-Key"] = job_id
+        auth = None
+        if target.type is TargetType.ROOTLY and target.api_token:
+            headers["Authorization"] = f"Bearer {target.api_token}"
+        if target.type is TargetType.WEBHOOK:
+            if target.bearer_token:
+                headers["Authorization"] = f"Bearer {target.bearer_token}"
+            elif target.basic_auth:
+                auth = HTTPBasicAuth(target.basic_auth.username, target.basic_auth.password)
+            timestamp = str(int(self._clock()))
+            headers["webhook-id"] = job_id
+            headers["webhook-timestamp"] = timestamp
+            if target.signing_secret:
+                headers["webhook-signature"] = _signature(target, job_id, timestamp, body)
+        return headers, auth
+
+    def _rejected(self, target: Target, response: requests.Response) -> PublishError:
+        status = response.status_code
+        excerpt = " ".join(response.text[: BODY_EXCERPT_CHARS * 20].split())
+        message = f"HTTP {status} from target {target.name!r}"
+        if excerpt:
+            message += f": {_scrub(target, excerpt)[:BODY_EXCERPT_CHARS]}"
+        log.info("delivery to target %s rejected: %s", target.name, message)
+        retry_after_header = response.headers.get("Retry-After")
+        if status in RATE_LIMIT_STATUS and (status == 429 or retry_after_header is not None):
+            now = datetime.fromtimestamp(self._clock(), UTC)
+            retry_after_s = parse_retry_after(retry_after_header, now)
+            return RateLimitedError(message, status_code=status, retry_after_s=retry_after_s)
+        return _ERROR_CLASSES[classify_status(status)](message, status_code=status)
+
+
+def _serialise(target: Target, payload: dict[str, Any]) -> bytes:
+    try:
+        return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as exc:
+        raise PermanentPublishError(
+            f"payload the formatter cannot build: not JSON for target {target.name!r}: "
+            + _scrub(target, str(exc))[:BODY_EXCERPT_CHARS]
+        ) from exc
+
+
+def _signature(target: Target, job_id: str, timestamp: str, body: bytes) -> str:
+    """Standard Webhooks: ``v1,`` and the base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}``."""
+    secret = target.signing_secret or ""
+    if secret.startswith(_SECRET_PREFIX):
+        encoded = secret[len(_SECRET_PREFIX) :]
+        try:
+            # Padding is optional, as in the reference libraries that decode leniently.
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error:
+            raise PermanentPublishError(
+                f"target {target.name!r}: signing_secret starts with {_SECRET_PREFIX!r} "
+                "but the rest is not base64"
+            ) from None
+    else:
+        key = secret.encode()
+    signed = f"{job_id}.{timestamp}.".encode() + body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+def _request_failed(target: Target, exc: Exception, error_class: type[PublishError]) -> PublishError:
+    message = _scrub(target, f"request to target {target.name!r} failed: {type(exc).__name__}: {exc}")
+    message = message[: BODY_EXCERPT_CHARS * 3]
+    log.info("delivery to target %s failed: %s", target.name, message)
+    return error_class(message)
+
+
+def _scrub(target: Target, text: str) -> str:
+    """Redact the target's secrets, and the pieces of its URL that requests quotes on its own
+    (a Slack webhook's path is the secret; a URL may carry a password)."""
+    parts = urlsplit(target.url)
+    text = text.replace(target.url, target.public_url)
+    pieces = [parts.password or ""]
+    if target.type is TargetType.SLACK:
+        pieces += [f"{parts.path}?{parts.query}", parts.path, parts.query]
+    for piece in pieces:
+        if piece and piece not in ("/", "?"):
+            text = text.replace(piece, REDACTED)
+    return target.redact(text)
+
+
+def _version() -> str:
+    try:
+        return metadata.version("alert-publishing")
+    except metadata.PackageNotFoundError:
+        return "0"

@@ -1,0 +1,417 @@
+"""HttpPublisher against a real HTTP server on loopback standing in for PagerDuty, Slack,
+Rootly and webhooks: what goes on the wire, and how every kind of failure is classified."""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import hmac
+import json
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from email.utils import formatdate
+from typing import Any
+
+import pytest
+import requests
+
+from publishing.alert import EnrichedAlert, parse_enriched
+from publishing.errors import (
+    PermanentPublishError,
+    PublishError,
+    RateLimitedError,
+    TransientPublishError,
+    UnknownPublishError,
+)
+from publishing.formatters import format_payload
+from publishing.publisher import Delivered, HttpPublisher
+from publishing.targets import Target, parse_target
+from publishing.testing import FrozenClock
+from tests.support.http_target import HttpTarget, Received, Reply
+
+JOB_ID = "6c0d2a57-91f4-4c1e-8a3b-0f7e9d4b2c11"
+NOW = 1_700_000_000.0
+ROUTING_KEY = "R0UT1NGKEYpagerduty0123456789ab"
+ROOTLY_TOKEN = "rootly-api-t0ken-5f3e"
+BEARER_TOKEN = "webhook-bearer-t0ken-9a1c"
+BASIC_PASSWORD = "basic-passw0rd-77e2"
+WHSEC = "whsec_" + base64.b64encode(b"a 24-byte signing key!!!").decode()
+PLAIN_SECRET = "plain-signing-secret-3d9f"
+SLACK_PATH = "/services/T0SECRET/B0SECRET/SLACKXOXSECRET"
+
+# Each kind of target the publisher meets, as an operator would configure it.
+KINDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "pagerduty": ("/v2/enqueue", {"type": "pagerduty", "routing_key": ROUTING_KEY}),
+    "slack": (SLACK_PATH, {"type": "slack"}),
+    "rootly": ("/v1/alerts", {"type": "rootly", "api_token": ROOTLY_TOKEN}),
+    "webhook-bearer": (
+        "/alerts",
+        {"type": "webhook", "bearer_token": BEARER_TOKEN, "signing_secret": WHSEC},
+    ),
+    "webhook-basic": (
+        "/alerts",
+        {
+            "type": "webhook",
+            "basic_auth": {"username": "ops", "password": BASIC_PASSWORD},
+            "signing_secret": PLAIN_SECRET,
+        },
+    ),
+    "alertmanager": ("/api/alerts", {"type": "webhook", "format": "alertmanager"}),
+}
+
+
+def make_target(kind: str, base_url: str, **extra: Any) -> Target:
+    path, config = KINDS[kind]
+    return parse_target({"name": f"{kind}-t", "url": base_url + path, **config, **extra})
+
+
+def make_alert(status: str = "firing") -> EnrichedAlert:
+    alert: dict[str, Any] = {
+        "fingerprint": "f00dfeed12345678",
+        "alert_name": "DiskFull",
+        "status": status,
+        "labels": {"alertname": "DiskFull", "severity": "critical", "instance": "db-1"},
+        "annotations": {"summary": "Disk / is 97% full", "runbook_url": "https://runbooks/disk"},
+        "starts_at": "2024-05-01T10:00:00Z",
+    }
+    if status == "resolved":
+        alert["ends_at"] = "2024-05-01T11:00:00Z"
+    return parse_enriched({"alert": alert})[0]
+
+
+def make_publisher(session: requests.Session | None = None, **kwargs: Any) -> HttpPublisher:
+    kwargs.setdefault("default_timeout_s", 5.0)
+    kwargs.setdefault("clock", FrozenClock(NOW))
+    return HttpPublisher(session or requests.Session(), **kwargs)
+
+
+def lower(headers: dict[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def only_request(server: HttpTarget) -> Received:
+    [received] = server.wait_for(1)
+    return received
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def secrets_of(target: Target) -> list[str]:
+    # A Slack URL is quoted piecemeal by requests' errors: its path alone is as secret.
+    return [*target.secrets(), SLACK_PATH, "SLACKXOXSECRET"]
+
+
+class RecordingSession(requests.Session):
+    """A real session that remembers the keyword arguments of every request."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, Any]] = []
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        self.calls.append(kwargs)
+        return super().request(method, url, *args, **kwargs)
+
+
+@pytest.fixture
+def server() -> Iterator[HttpTarget]:
+    with HttpTarget() as target:
+        yield target
+
+
+# --- success and what goes on the wire ------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [200, 201, 202, 204])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_any_2xx_is_delivered(server: HttpTarget, kind: str, status: int) -> None:
+    server.script([Reply(status=status, body="" if status == 204 else '{"ok":true}')])
+    delivered = make_publisher(clock=time.time).publish(make_target(kind, server.url), make_alert(), JOB_ID)
+    assert isinstance(delivered, Delivered)
+    assert delivered.status_code == status
+    assert 0 <= delivered.duration_s < 5
+
+
+@pytest.mark.parametrize("status", ["firing", "resolved"])
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_the_request_is_a_compact_json_post_with_the_job_id(
+    server: HttpTarget, kind: str, status: str
+) -> None:
+    target = make_target(kind, server.url)
+    alert = make_alert(status)
+    make_publisher().publish(target, alert, JOB_ID)
+    received = only_request(server)
+    headers = lower(received.headers)
+    assert received.method == "POST"
+    assert received.path == KINDS[kind][0]
+    assert headers["content-type"] == "application/json"
+    assert headers["user-agent"].startswith("alert-publishing/")
+    assert headers["idempotency-key"] == JOB_ID
+    expected = json.dumps(format_payload(target, alert, JOB_ID), separators=(",", ":"), ensure_ascii=False)
+    assert received.body == expected.encode()
+
+
+def test_pagerduty_gets_the_routing_key_in_the_body_and_no_authorization(server: HttpTarget) -> None:
+    make_publisher().publish(make_target("pagerduty", server.url), make_alert(), JOB_ID)
+    received = only_request(server)
+    assert received.json()["routing_key"] == ROUTING_KEY
+    assert "authorization" not in lower(received.headers)
+
+
+@pytest.mark.parametrize(
+    ("kind", "authorization"),
+    [
+        ("rootly", f"Bearer {ROOTLY_TOKEN}"),
+        ("webhook-bearer", f"Bearer {BEARER_TOKEN}"),
+        ("webhook-basic", "Basic " + base64.b64encode(f"ops:{BASIC_PASSWORD}".encode()).decode()),
+        ("slack", None),
+        ("alertmanager", None),
+    ],
+)
+def test_authorization_by_target_type(server: HttpTarget, kind: str, authorization: str | None) -> None:
+    make_publisher().publish(make_target(kind, server.url), make_alert(), JOB_ID)
+    assert lower(only_request(server).headers).get("authorization") == authorization
+
+
+def expected_signature(secret: str, received: Received) -> str:
+    """Standard Webhooks, computed here independently of the publisher."""
+    key = base64.b64decode(secret.removeprefix("whsec_")) if secret.startswith("whsec_") else secret.encode()
+    headers = lower(received.headers)
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + received.body
+    return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+
+
+@pytest.mark.parametrize(("kind", "secret"), [("webhook-bearer", WHSEC), ("webhook-basic", PLAIN_SECRET)])
+def test_webhooks_carry_standard_webhooks_headers_and_a_verifiable_signature(
+    server: HttpTarget, kind: str, secret: str
+) -> None:
+    make_publisher().publish(make_target(kind, server.url), make_alert(), JOB_ID)
+    received = only_request(server)
+    headers = lower(received.headers)
+    assert headers["webhook-id"] == JOB_ID
+    assert headers["webhook-timestamp"] == str(int(NOW))
+    assert headers["webhook-signature"] == expected_signature(secret, received)
+
+
+def test_a_whsec_secret_without_padding_is_decoded_leniently(server: HttpTarget) -> None:
+    make_publisher().publish(
+        make_target("webhook-bearer", server.url, signing_secret="whsec_abc"), make_alert(), JOB_ID
+    )
+    received = only_request(server)
+    key = base64.b64decode("abc=")
+    signed = f"{JOB_ID}.{int(NOW)}.".encode() + received.body
+    expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert lower(received.headers)["webhook-signature"] == expected
+
+
+def test_a_whsec_secret_that_is_not_base64_is_a_permanent_error(server: HttpTarget) -> None:
+    target = make_target("webhook-bearer", server.url, signing_secret="whsec_not*base64!")
+    with pytest.raises(PermanentPublishError, match="signing_secret") as caught:
+        make_publisher().publish(target, make_alert(), JOB_ID)
+    assert "not*base64" not in str(caught.value)
+    assert server.received == []
+
+
+def test_an_unsigned_webhook_still_has_id_and_timestamp(server: HttpTarget) -> None:
+    make_publisher().publish(make_target("alertmanager", server.url), make_alert(), JOB_ID)
+    headers = lower(only_request(server).headers)
+    assert headers["webhook-id"] == JOB_ID
+    assert headers["webhook-timestamp"] == str(int(NOW))
+    assert "webhook-signature" not in headers
+
+
+@pytest.mark.parametrize("kind", ["pagerduty", "slack", "rootly"])
+def test_other_targets_get_no_standard_webhooks_headers(server: HttpTarget, kind: str) -> None:
+    make_publisher().publish(make_target(kind, server.url), make_alert(), JOB_ID)
+    assert not any(h.startswith("webhook-") for h in lower(only_request(server).headers))
+
+
+def test_the_targets_own_headers_are_sent_but_cannot_replace_the_idempotency_key(server: HttpTarget) -> None:
+    target = make_target(
+        "webhook-bearer", server.url, headers={"X-Team": "payments", "Idempotency-Key": "forged"}
+    )
+    make_publisher().publish(target, make_alert(), JOB_ID)
+    headers = lower(only_request(server).headers)
+    assert headers["x-team"] == "payments"
+    assert headers["idempotency-key"] == JOB_ID
+
+
+@pytest.mark.parametrize(
+    ("target_timeout_s", "expected"),
+    [(None, (5.0, 10.0)), (0.3, (0.3, 0.3)), (30.0, (5.0, 30.0))],
+)
+def test_connect_and_read_timeouts_are_always_set(
+    server: HttpTarget, target_timeout_s: float | None, expected: tuple[float, float]
+) -> None:
+    session = RecordingSession()
+    extra = {"timeout_s": target_timeout_s} if target_timeout_s else {}
+    make_publisher(session, default_timeout_s=10.0).publish(
+        make_target("webhook-bearer", server.url, **extra), make_alert(), JOB_ID
+    )
+    assert session.calls[0]["timeout"] == expected
+
+
+# --- failures -------------------------------------------------------------------------------
+
+
+def publish_failing(server: HttpTarget, reply: Reply, kind: str = "webhook-bearer") -> PublishError:
+    server.script([reply])
+    with pytest.raises(PublishError) as caught:
+        make_publisher().publish(make_target(kind, server.url), make_alert(), JOB_ID)
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("status", "error_class"),
+    [
+        (400, PermanentPublishError),
+        (401, PermanentPublishError),
+        (403, PermanentPublishError),
+        (404, PermanentPublishError),
+        (410, PermanentPublishError),
+        (422, PermanentPublishError),
+        (501, PermanentPublishError),
+        (408, TransientPublishError),
+        (500, TransientPublishError),
+        (502, TransientPublishError),
+        (503, TransientPublishError),
+        (504, TransientPublishError),
+        (418, UnknownPublishError),
+        (599, UnknownPublishError),
+    ],
+)
+def test_non_2xx_is_classified_by_status(
+    server: HttpTarget, status: int, error_class: type[PublishError]
+) -> None:
+    error = publish_failing(server, Reply(status=status, body='{"error":"nope"}'))
+    assert type(error) is error_class
+    assert error.status_code == status
+    assert f"HTTP {status}" in str(error)
+    assert '{"error":"nope"}' in str(error)
+
+
+def test_a_redirect_is_not_followed(server: HttpTarget) -> None:
+    error = publish_failing(server, Reply(status=302, headers={"Location": "/elsewhere"}))
+    assert type(error) is UnknownPublishError
+    assert error.status_code == 302
+    assert len(server.received) == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected_s"),
+    [
+        (429, "7", 7.0),
+        (429, formatdate(NOW + 120, usegmt=True), 120.0),
+        (429, None, None),
+        (429, "soon", None),
+        (503, "30", 30.0),
+        (503, formatdate(NOW + 45, usegmt=True), 45.0),
+    ],
+)
+def test_rate_limits_carry_retry_after(
+    server: HttpTarget, status: int, retry_after: str | None, expected_s: float | None
+) -> None:
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    error = publish_failing(server, Reply(status=status, headers=headers))
+    assert isinstance(error, RateLimitedError)
+    assert isinstance(error, TransientPublishError)
+    assert error.status_code == status
+    assert error.retry_after_s == expected_s
+
+
+def test_a_503_without_retry_after_is_transient_not_rate_limited(server: HttpTarget) -> None:
+    error = publish_failing(server, Reply(status=503))
+    assert type(error) is TransientPublishError
+
+
+def test_a_target_that_hangs_past_the_timeout_is_transient(server: HttpTarget) -> None:
+    server.script([Reply(delay_s=3.0)])
+    target = make_target("webhook-bearer", server.url, timeout_s=0.3)
+    started = time.monotonic()
+    with pytest.raises(TransientPublishError) as caught:
+        make_publisher().publish(target, make_alert(), JOB_ID)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.status_code is None
+    assert "Timeout" in str(caught.value)
+
+
+def test_connection_refused_is_transient() -> None:
+    target = make_target("webhook-bearer", f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(TransientPublishError) as caught:
+        make_publisher().publish(target, make_alert(), JOB_ID)
+    assert "ConnectionError" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:99999/alerts",
+        "http://[::1/alerts",
+        "http://exa mple.com/alerts",
+        "ftp://example.com/alerts",
+        "http://a..b/alerts",
+        "http:///alerts",
+    ],
+)
+def test_an_invalid_url_is_permanent(url: str) -> None:
+    target = dataclasses.replace(make_target("webhook-bearer", "http://127.0.0.1"), url=url)
+    with pytest.raises(PermanentPublishError):
+        make_publisher().publish(target, make_alert(), JOB_ID)
+
+
+def test_a_long_error_body_is_cut_short(server: HttpTarget) -> None:
+    error = publish_failing(server, Reply(status=500, body="x" * 100_000))
+    assert str(error).count("x") <= 200
+    assert len(str(error)) < 300
+
+
+# --- secrets --------------------------------------------------------------------------------
+
+
+def echo_of(target: Target) -> str:
+    """An error body that quotes every secret back, as some services do."""
+    return json.dumps({"error": "rejected", "request": target.url, "echo": target.secrets()})
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500])
+def test_no_error_message_or_log_line_holds_a_secret(
+    server: HttpTarget, kind: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    target = make_target(kind, server.url)
+    server.script([Reply(status=status, body=echo_of(target))])
+    with pytest.raises(PublishError) as caught:
+        make_publisher().publish(target, make_alert(), JOB_ID)
+    message = str(caught.value)
+    assert "***" in message
+    for secret in secrets_of(target):
+        assert secret not in message
+        assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_network_error_message_holds_no_secret(kind: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    target = make_target(kind, f"http://127.0.0.1:{closed_port()}")
+    with pytest.raises(TransientPublishError) as caught:
+        make_publisher().publish(target, make_alert(), JOB_ID)
+    for secret in secrets_of(target):
+        assert secret not in str(caught.value)
+        assert all(secret not in record.getMessage() for record in caplog.records)
+
+
+def test_a_slack_url_never_appears_even_when_it_is_invalid() -> None:
+    slack = make_target("slack", "http://127.0.0.1")
+    target = dataclasses.replace(slack, url="http://127.0.0.1:99999" + SLACK_PATH)
+    with pytest.raises(PermanentPublishError) as caught:
+        make_publisher().publish(target, make_alert(), JOB_ID)
+    assert "SLACKXOXSECRET" not in str(caught.value)
+    assert "T0SECRET" not in str(caught.value)

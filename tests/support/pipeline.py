@@ -1,0 +1,126 @@
+"""The product as the API drives it, for integration tests: settings from an environment,
+a producer-side Celery app, the Redis-backed submitter and tracking, and worker processes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from celery import Celery
+
+from publishing.alert import EnrichedAlert, parse_alertmanager
+from publishing.dlq import DeadLetter, DLQFilter
+from publishing.dlq_sql import SqlDeadLetterRepository, create_engine_for
+from publishing.settings import Settings
+from publishing.submission import SubmissionResult, Submitter
+from publishing.targets import TargetRegistry
+from publishing.tracking import JobSnapshot, JobState
+from tests.support.fleet import WorkerProcess, wait_until, write_targets
+from workers.celery_app import create_celery_app
+from workers.enqueue import CeleryEnqueuer
+from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker
+from workers.runtime import redis_client
+
+FAST_RETRIES = {
+    "PUBLISHING_RETRY_BASE_S": "0.2",
+    "PUBLISHING_RETRY_JITTER_S": "0.05",
+    "PUBLISHING_RETRY_MAX_BACKOFF_S": "2",
+    "PUBLISHING_RETRY_AFTER_MAX_S": "5",
+    "PUBLISHING_BREAKER_OPEN_TIMEOUT_S": "2",
+    "PUBLISHING_HTTP_TIMEOUT_S": "3",
+    "PUBLISHING_VISIBILITY_TIMEOUT_S": "60",
+}
+
+
+def alertmanager_payload(*alerts: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "version": "4",
+        "receiver": "publishing",
+        "status": "firing",
+        "groupKey": "{}:{}",
+        "groupLabels": {},
+        "commonLabels": {},
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager.local",
+        "truncatedAlerts": 0,
+        "alerts": list(alerts),
+    }
+
+
+def am_alert(name: str, severity: str = "critical", status: str = "firing", **labels: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": name, "severity": severity, **labels},
+        "annotations": {"summary": f"{name} is happening", "runbook_url": "https://runbooks.local/x"},
+        "startsAt": "2026-11-28T10:00:00.123456789Z",
+        "endsAt": "2026-11-28T11:00:00Z" if status == "resolved" else "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus.local/graph",
+    }
+
+
+def alerts(*raw: Mapping[str, Any]) -> list[EnrichedAlert]:
+    return parse_alertmanager(alertmanager_payload(*raw))
+
+
+class Pipeline:
+    def __init__(
+        self, tmp_path: Path, redis_url: str, database_url: str, targets: list[dict[str, Any]], **env: str
+    ) -> None:
+        self.tmp_path = tmp_path
+        self.targets_file = write_targets(tmp_path / "targets.yaml", targets)
+        self.env = {
+            **FAST_RETRIES,
+            "REDIS_URL": redis_url,
+            "DATABASE_URL": database_url,
+            "PUBLISHING_TARGETS": str(self.targets_file),
+            **env,
+        }
+        self.settings = Settings.from_env(self.env)
+        self.app: Celery = create_celery_app(self.settings)
+        self.redis = redis_client(self.settings)
+        self.tracker = RedisJobTracker(
+            self.redis, prefix=self.settings.key_prefix, capacity=10_000, ttl_s=3600
+        )
+        self.breakers = RedisBreakerStore(self.redis, self.settings.key_prefix)
+        self.dead_letters = SqlDeadLetterRepository(create_engine_for(self.settings.database_url))
+        self.submitter = Submitter(
+            TargetRegistry.from_path(self.settings.targets_path, time.monotonic),
+            self.tracker,
+            RedisDeduplicator(self.redis, self.settings.key_prefix),
+            CeleryEnqueuer(self.app),
+            dedup_window_s=self.settings.dedup_window_s,
+            clock=time.time,
+        )
+        self.workers: list[WorkerProcess] = []
+
+    def worker(self, name: str = "w1", **options: Any) -> WorkerProcess:
+        log_path = self.tmp_path / f"worker-{name}.log"
+        worker = WorkerProcess(self.env, name=name, log_path=log_path, **options)
+        self.workers.append(worker)
+        worker.start()
+        worker.wait_ready()
+        return worker
+
+    def submit(self, enriched: list[EnrichedAlert], targets: list[str] | None = None) -> SubmissionResult:
+        return self.submitter.submit(enriched, targets)
+
+    def job(self, job_id: str) -> JobSnapshot:
+        snapshot = self.tracker.get(job_id)
+        assert snapshot is not None, f"job {job_id} is not tracked"
+        return snapshot
+
+    def wait_state(self, job_id: str, *states: JobState, timeout_s: float = 20.0) -> JobSnapshot:
+        wait_until(lambda: self.job(job_id).state in states, timeout_s)
+        return self.job(job_id)
+
+    def dlq_rows(self, **query: Any) -> list[DeadLetter]:
+        rows, _ = self.dead_letters.read(DLQFilter(**query), limit=1000)
+        return rows
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+        self.app.close()
+        self.redis.close()

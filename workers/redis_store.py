@@ -1,0 +1,338 @@
+"""Redis implementations of the breaker, job tracking and de-duplication ports.
+
+Every breaker transition is one Lua script run on Redis's own clock (``TIME``), so the
+whole fleet shares one breaker a target and no worker's clock skew matters. Scripts are
+registered with redis-py, which reloads them after a Redis restart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import redis
+
+from publishing.breaker import (
+    Admit,
+    BreakerConfig,
+    BreakerDecision,
+    BreakerState,
+    BreakerStatus,
+    Defer,
+    Transition,
+)
+from publishing.priority import Priority
+from publishing.tracking import JobQuery, JobSnapshot, JobState
+
+_NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_OPEN = """
+local function open_breaker(now)
+  redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at_ms', now, 'successes', 0, 'failures', 0)
+  redis.call('HINCRBY', KEYS[1], 'trips', 1)
+  redis.call('DEL', KEYS[2])
+end
+"""
+
+# KEYS: breaker hash, probe zset. ARGV: open_timeout_ms, probes, lease_ms, probe_id, retry_ms.
+# Returns {admitted (0|1), probe id or state name, wait_ms}.
+_ACQUIRE = (
+    _NOW_MS
+    + """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then return {1, '', 0} end
+if state == 'open' then
+  local reopen = tonumber(redis.call('HGET', KEYS[1], 'opened_at_ms')) + tonumber(ARGV[1])
+  if now < reopen then return {0, 'open', reopen - now} end
+  redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', 0)
+  redis.call('DEL', KEYS[2])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local wait = math.min(tonumber(ARGV[5]), tonumber(first[2]) - now)
+  return {0, 'half_open', wait}
+end
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
+redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 2)
+return {1, ARGV[4], 0}
+"""
+)
+
+# ARGV: success_threshold, probe_id. Returns 2 when this success closed the breaker.
+_SUCCESS = """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then
+  if tonumber(redis.call('HGET', KEYS[1], 'failures') or '0') > 0 then
+    redis.call('HSET', KEYS[1], 'failures', 0)
+  end
+  return 0
+end
+if state == 'half_open' and ARGV[2] ~= '' and redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then
+  local successes = redis.call('HINCRBY', KEYS[1], 'successes', 1)
+  if successes >= tonumber(ARGV[1]) then
+    redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'successes', 0)
+    redis.call('HDEL', KEYS[1], 'opened_at_ms')
+    redis.call('HINCRBY', KEYS[1], 'recoveries', 1)
+    redis.call('DEL', KEYS[2])
+    return 2
+  end
+end
+return 0
+"""
+
+# ARGV: failure_threshold, probe_id. Returns 1 when this failure opened the breaker.
+_FAILURE = (
+    _NOW_MS
+    + _OPEN
+    + """
+local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+if state == 'closed' then
+  if redis.call('HINCRBY', KEYS[1], 'failures', 1) >= tonumber(ARGV[1]) then
+    open_breaker(now)
+    return 1
+  end
+  return 0
+end
+if state == 'half_open' and ARGV[2] ~= '' and redis.call('ZREM', KEYS[2], ARGV[2]) == 1 then
+  open_breaker(now)
+  return 1
+end
+return 0
+"""
+)
+
+_STATES = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half_open": BreakerState.HALF_OPEN}
+
+
+class RedisBreakerStore:
+    # While every half-open probe slot is taken, ask again after at most this long.
+    HALF_OPEN_RETRY_S = 1.0
+
+    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._acquire = client.register_script(_ACQUIRE)
+        self._success = client.register_script(_SUCCESS)
+        self._failure = client.register_script(_FAILURE)
+
+    def _keys(self, target: str) -> list[str]:
+        # The hash tag keeps both keys of a target in one cluster slot.
+        base = f"{self._prefix}:breaker:{{{target}}}"
+        return [base, f"{base}:probes"]
+
+    def acquire(self, target: str, config: BreakerConfig, lease_s: float) -> BreakerDecision:
+        admitted, detail, wait_ms = self._acquire(
+            keys=self._keys(target),
+            args=[
+                int(config.open_timeout_s * 1000),
+                config.half_open_probes,
+                max(1, int(lease_s * 1000)),
+                uuid.uuid4().hex,
+                int(self.HALF_OPEN_RETRY_S * 1000),
+            ],
+        )
+        detail = detail.decode() if isinstance(detail, bytes) else str(detail)
+        if admitted:
+            return Admit(detail or None)
+        return Defer(max(0.0, int(wait_ms) / 1000), _STATES[detail])
+
+    def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
+        result = self._success(keys=self._keys(target), args=[config.success_threshold, probe_id or ""])
+        return Transition.RECOVERED if int(result) == 2 else Transition.NONE
+
+    def record_failure(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
+        result = self._failure(keys=self._keys(target), args=[config.failure_threshold, probe_id or ""])
+        return Transition.TRIPPED if int(result) == 1 else Transition.NONE
+
+    def release(self, target: str, probe_id: str | None) -> None:
+        if probe_id:
+            self._client.zrem(self._keys(target)[1], probe_id)
+
+    def status(self, target: str) -> BreakerStatus:
+        raw = {k.decode(): v.decode() for k, v in self._client.hgetall(self._keys(target)[0]).items()}
+        opened = raw.get("opened_at_ms")
+        return BreakerStatus(
+            target=target,
+            state=_STATES[raw.get("state", "closed")],
+            consecutive_failures=int(raw.get("failures", 0)),
+            probe_successes=int(raw.get("successes", 0)),
+            opened_at_s=int(opened) / 1000 if opened else None,
+            trips=int(raw.get("trips", 0)),
+            recoveries=int(raw.get("recoveries", 0)),
+        )
+
+    def reset(self, target: str) -> None:
+        key, probes = self._keys(target)
+        pipe = self._client.pipeline()
+        pipe.hset(key, mapping={"state": "closed", "failures": 0, "successes": 0})
+        pipe.hdel(key, "opened_at_ms")
+        pipe.delete(probes)
+        pipe.execute()
+
+
+# KEYS: job hash, recency zset. ARGV: ttl_ms, capacity, score, job_id, job key prefix,
+# field, value, ...
+# Records the job, expires it, indexes it, and evicts the oldest beyond capacity or TTL.
+_RECORD = """
+redis.call('DEL', KEYS[1])
+for i = 6, #ARGV, 2 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[2])
+if over > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
+  for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+end
+local expired = tonumber(ARGV[3]) - tonumber(ARGV[1]) / 1000
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. expired)
+return over
+"""
+
+# KEYS: job hash. ARGV: field, value, ... (an empty value deletes the field). Only if tracked.
+_UPDATE = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+for i = 1, #ARGV, 2 do
+  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+return 1
+"""
+
+# KEYS: job hash. ARGV: started_at, attempt key. Marks the job processing (when tracked) and
+# returns how many times this attempt has started.
+_START = """
+local starts = redis.call('HINCRBY', KEYS[1], 'starts:' .. ARGV[2], 1)
+redis.call('HSET', KEYS[1], 'state', 'processing', 'started_at', ARGV[1])
+if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], 86400) end
+return starts
+"""
+
+_FIELDS = (
+    "id",
+    "fingerprint",
+    "alert_name",
+    "target",
+    "priority",
+    "state",
+    "retry_count",
+    "error_type",
+    "last_error",
+    "submitted_at",
+    "started_at",
+    "completed_at",
+)
+
+
+def _encode(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, JobState | Priority):
+        return value.value
+    return str(value)
+
+
+class RedisJobTracker:
+    """One hash a job plus a recency index, capped and expiring (SPEC §8)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, capacity: int, ttl_s: float) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._capacity = capacity
+        self._ttl_ms = int(ttl_s * 1000)
+        self._index = f"{prefix}:jobs"
+        self._record = client.register_script(_RECORD)
+        self._update = client.register_script(_UPDATE)
+        self._start = client.register_script(_START)
+
+    def _key(self, job_id: str) -> str:
+        return f"{self._prefix}:job:{job_id}"
+
+    def record(self, snapshot: JobSnapshot) -> None:
+        data = snapshot.to_dict()
+        args: list[Any] = [
+            self._ttl_ms,
+            self._capacity,
+            snapshot.submitted_at or 0,
+            snapshot.id,
+            self._key(""),
+        ]
+        for name in _FIELDS:
+            if data.get(name) is not None:
+                args += [name, _encode(data[name])]
+        self._record(keys=[self._key(snapshot.id), self._index], args=args)
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        args: list[str] = []
+        for name, value in fields.items():
+            if name not in _FIELDS:
+                raise ValueError(f"unknown tracking field {name!r}")
+            args += [name, _encode(value)]
+        self._update(keys=[self._key(job_id)], args=args)
+
+    def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
+        return int(self._start(keys=[self._key(job_id)], args=[started_at, attempt_key]))
+
+    def get(self, job_id: str) -> JobSnapshot | None:
+        raw = self._client.hgetall(self._key(job_id))
+        if not raw or b"id" not in raw:
+            return None
+        return JobSnapshot.from_dict({k.decode(): v.decode() for k, v in raw.items() if b":" not in k})
+
+    def _scan(self) -> list[tuple[str, list[bytes | None]]]:
+        """(job id, [state, priority, target]) for every indexed job, newest first."""
+        ids = [i.decode() for i in self._client.zrevrange(self._index, 0, -1)]
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hmget(self._key(job_id), "state", "priority", "target")
+        rows = pipe.execute() if ids else []
+        stale = [job_id for job_id, row in zip(ids, rows, strict=True) if row[0] is None]
+        if stale:
+            self._client.zrem(self._index, *stale)
+        return [(job_id, row) for job_id, row in zip(ids, rows, strict=True) if row[0] is not None]
+
+    def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
+        wanted = [
+            None if query.state is None else query.state.value.encode(),
+            None if query.priority is None else query.priority.value.encode(),
+            None if query.target is None else query.target.encode(),
+        ]
+        matches = [
+            job_id
+            for job_id, row in self._scan()
+            if all(w is None or w == v for w, v in zip(wanted, row, strict=True))
+        ]
+        jobs = [s for s in (self.get(j) for j in matches[: query.limit]) if s is not None]
+        return jobs, len(matches)
+
+    def count_by_state(self) -> dict[str, int]:
+        counts = {state.value: 0 for state in JobState}
+        for _, row in self._scan():
+            state = row[0]
+            if state is not None:
+                counts[state.decode()] = counts.get(state.decode(), 0) + 1
+        return counts
+
+
+class RedisDeduplicator:
+    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def claim(self, key: str, job_id: str, window_s: float) -> str | None:
+        # SET NX GET (Redis >= 7): claim and learn the holder in one round trip.
+        held = self._client.set(
+            f"{self._prefix}:dedup:{key}", job_id, nx=True, px=int(window_s * 1000), get=True
+        )
+        return held.decode() if isinstance(held, bytes) else held
+
+    def release(self, key: str, job_id: str) -> None:
+        name = f"{self._prefix}:dedup:{key}"
+        if self._client.get(name) == job_id.encode():
+            self._client.delete(name)

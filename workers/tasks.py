@@ -1,0 +1,185 @@
+"""The publish task: carries out what ``DeliveryService`` decides for one attempt.
+
+Retries of transient and unknown failures go through Celery's autoretry; the countdown is
+the domain's (SPEC §5), set in ``PublishTask.retry``, which also keeps a job whose retry
+message could not be published instead of letting Celery drop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Celery, Task
+from celery.exceptions import Reject
+
+from publishing.classification import ErrorType
+from publishing.delivery import Deferred, Delivered, Failed, RetryScheduled
+from publishing.dlq import ReplayResult
+from publishing.errors import DatabaseUnavailableError, RetryablePublishError
+from publishing.job import Job
+from publishing.tracking import JobState
+from workers.routing import PUBLISH_TASK
+from workers.runtime import Services, services_for
+
+log = logging.getLogger(__name__)
+
+# A message started this many times for the same attempt is a poison job that kills its
+# worker: it goes to the DLQ instead of around forever.
+MAX_REDELIVERIES = 3
+# While the database is down, a job that failed for good asks again this often.
+DLQ_WRITE_RETRY_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
+
+
+class RetryDue(RetryablePublishError):
+    """The attempt failed transiently; the domain scheduled a retry."""
+
+    def __init__(self, outcome: RetryScheduled, next_job: Job) -> None:
+        self.outcome = outcome
+        self.next_job = next_job
+        super().__init__(outcome.error)
+
+
+class PublishTask(Task):  # type: ignore[misc]
+    autoretry_for = (RetryDue,)
+    max_retries = None  # the domain's policy bounds retries; Celery's counter also counts deferrals
+    acks_late = True
+    reject_on_worker_lost = True
+    ignore_result = True
+    typing = False
+
+    def retry(  # type: ignore[override]
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: Any = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Any:
+        if isinstance(exc, RetryDue):
+            countdown = exc.outcome.delay_s
+            kwargs = {"message": exc.next_job.to_message()}
+        try:
+            return super().retry(
+                args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown, **options
+            )
+        except Reject as reject:
+            if reject.requeue:
+                raise
+            # Publishing the retry message failed (a broker hiccup): Celery would drop the
+            # job with Reject(requeue=False); put the original back on its queue instead.
+            log.warning("retry of job %s could not be published; requeueing it", self.request.id)
+            raise Reject(reject.reason, requeue=True) from None
+
+
+def _attempt_key(job: Job) -> str:
+    return f"{job.retries}.{job.deferrals}.{1 if job.dead_letter else 0}"
+
+
+def publish(task: PublishTask, message: dict[str, Any]) -> str:
+    job = Job.from_message(message)
+    services = services_for(task.app.conf.publishing_settings)
+    now = time.time()
+    if job.dead_letter is not None:
+        return _write_dead_letter(task, services, job)
+    starts = services.tracker.mark_started(job.job_id, _attempt_key(job), now)
+    if starts > MAX_REDELIVERIES:
+        failed = Failed(ErrorType.PERMANENT, f"the job was redelivered {starts - 1} times without finishing")
+        return _fail(task, services, job, failed)
+
+    outcome = services.delivery.attempt(job)
+    if isinstance(outcome, Delivered):
+        services.tracker.update(job.job_id, state=JobState.SUCCEEDED, completed_at=time.time())
+        if job.replayed_from:
+            _record_replay(services, job.replayed_from, ReplayResult.SUCCESS)
+        log.info("job %s delivered to %s (%d)", job.job_id, job.target, outcome.status_code)
+        return JobState.SUCCEEDED.value
+    if isinstance(outcome, Deferred):
+        services.tracker.update(job.job_id, state=JobState.DEFERRED)
+        deferred = job.evolve(deferrals=job.deferrals + 1, deferred_since=job.deferred_since or now)
+        raise task.retry(countdown=outcome.delay_s, kwargs={"message": deferred.to_message()})
+    if isinstance(outcome, RetryScheduled):
+        services.tracker.update(
+            job.job_id,
+            state=JobState.RETRYING,
+            retry_count=job.retries + 1,
+            error_type=outcome.error_type,
+            last_error=outcome.error,
+        )
+        log.info(
+            "job %s to %s failed (%s), retry %d in %.2f s",
+            job.job_id,
+            job.target,
+            outcome.error_type.value,
+            job.retries + 1,
+            outcome.delay_s,
+        )
+        raise RetryDue(outcome, job.evolve(retries=job.retries + 1, last_retry_at=now, deferred_since=None))
+    return _fail(task, services, job, outcome)
+
+
+def _fail(task: PublishTask, services: Services, job: Job, failed: Failed) -> str:
+    services.tracker.update(
+        job.job_id,
+        state=JobState.FAILED,
+        retry_count=job.retries,
+        error_type=failed.error_type,
+        last_error=failed.error,
+        completed_at=time.time(),
+    )
+    pending = job.evolve(
+        dead_letter={"error_type": failed.error_type.value, "error": failed.error, "failed_at": time.time()}
+    )
+    return _write_dead_letter(task, services, pending)
+
+
+def _write_dead_letter(task: PublishTask, services: Services, job: Job) -> str:
+    assert job.dead_letter is not None
+    letter = services.delivery.dead_letter(
+        job, ErrorType(job.dead_letter["error_type"]), str(job.dead_letter["error"])
+    )
+    letter = _at(letter, job.dead_letter.get("failed_at"))
+    try:
+        services.dead_letters.write(letter)
+    except DatabaseUnavailableError:
+        attempt = task.request.retries or 0
+        delay = DLQ_WRITE_RETRY_S[min(attempt, len(DLQ_WRITE_RETRY_S) - 1)]
+        log.warning(
+            "job %s failed for good but the DLQ is unreachable; writing again in %.0f s", job.job_id, delay
+        )
+        raise task.retry(countdown=delay, kwargs={"message": job.to_message()}) from None
+    if job.replayed_from:
+        _record_replay(services, job.replayed_from, ReplayResult.FAILED)
+    services.tracker.update(job.job_id, state=JobState.DLQ)
+    log.warning(
+        "job %s to %s dead-lettered (%s): %s",
+        job.job_id,
+        job.target,
+        letter.error_type.value,
+        letter.error_message,
+    )
+    return JobState.DLQ.value
+
+
+def _at(letter: Any, failed_at: float | None) -> Any:
+    if failed_at is None:
+        return letter
+    from dataclasses import replace
+
+    return replace(letter, failed_at=datetime.fromtimestamp(failed_at, UTC))
+
+
+def _record_replay(services: Services, letter_id: str, result: ReplayResult) -> None:
+    try:
+        services.dead_letters.set_replay_result(letter_id, result, datetime.now(UTC))
+    except DatabaseUnavailableError:
+        log.warning("could not record replay result %s for dead letter %s", result.value, letter_id)
+
+
+def register(app: Celery) -> None:
+    app.task(name=PUBLISH_TASK, base=PublishTask, bind=True)(publish)
