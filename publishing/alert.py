@@ -201,7 +201,7 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
     return Alert(
         fingerprint=fingerprint or derive_fingerprint(labels),
         alert_name=labels["alertname"],
-        status=AlertStatus(status),
+        status=AlertStatus(str(status)),
         labels=labels,
         annotations=annotations,
         starts_at=starts_at,
@@ -232,7 +232,7 @@ def _classification(raw: Any, path: str, problems: _Problems) -> Classification 
     if len(problems.items) > start:
         return None
     return Classification(
-        severity=Severity(severity),
+        severity=Severity(str(severity)),
         confidence=float(confidence),
         reasoning=reasoning,
         recommendations=tuple(recommendations),

@@ -26,8 +26,11 @@ log = logging.getLogger(__name__)
 
 
 class Receipt(Protocol):
-    status_code: int
-    duration_s: float
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def duration_s(self) -> float: ...
 
 
 class Publisher(Protocol):

@@ -178,8 +178,11 @@ def _request_failed(target: Target, exc: Exception, error_class: type[PublishErr
 def _scrub(target: Target, text: str) -> str:
     """Redact the target's secrets, and the pieces of its URL that requests quotes on its own
     (a Slack webhook's path is the secret; a URL may carry a password)."""
-    parts = urlsplit(target.url)
-    text = text.replace(target.url, target.public_url)
+    try:
+        parts = urlsplit(target.url)
+        text = text.replace(target.url, target.public_url)
+    except ValueError:
+        return target.redact(text.replace(target.url, REDACTED))
     pieces = [parts.password or ""]
     if target.type is TargetType.SLACK:
         pieces += [f"{parts.path}?{parts.query}", parts.path, parts.query]

@@ -120,8 +120,12 @@ class Target:
         values = [self.routing_key, self.api_token, self.bearer_token, self.signing_secret]
         if self.basic_auth:
             values.append(self.basic_auth.password)
+        parts = urlsplit(self.url)
         if self.type is TargetType.SLACK:
-            values.append(self.url)
+            # urllib3 writes host and path apart in its errors: the path is the secret too.
+            values += [self.url, parts.path.strip("/"), parts.query]
+        if parts.password:
+            values.append(parts.password)
         values.extend(v for k, v in self.headers.items() if is_secret_header(k))
         return [v for v in values if v]
 
@@ -133,7 +137,8 @@ class Target:
             return f"{parts.scheme}://{parts.netloc}/{REDACTED}"
         parts = urlsplit(self.url)
         if parts.password or parts.username:
-            return self.url.replace(parts.netloc, f"{REDACTED}@{parts.hostname}")
+            host = parts.netloc.rpartition("@")[2]
+            return self.url.replace(parts.netloc, f"{REDACTED}@{host}")
         return self.url
 
     def to_public_dict(self) -> dict[str, Any]:
@@ -236,7 +241,7 @@ def parse_target(raw: Any, where: str = "target") -> Target:
     if unknown:
         raise _fail(where, f"unknown keys {sorted(unknown)}")
     try:
-        target_type = TargetType(raw.get("type"))
+        target_type = TargetType(str(raw.get("type")))
     except ValueError:
         raise _fail(where, f"type must be one of {[t.value for t in TargetType]}") from None
     try:
@@ -248,7 +253,12 @@ def parse_target(raw: Any, where: str = "target") -> Target:
         raise _fail(where, f"type {target_type.value} takes format {allowed}, not {target_format.value}")
     url = raw.get("url")
     parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+    if (
+        not isinstance(url, str)
+        or parts is None
+        or parts.scheme not in ("http", "https")
+        or not parts.hostname
+    ):
         raise _fail(where, "url must be an absolute http:// or https:// URL")
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):

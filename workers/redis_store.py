@@ -105,6 +105,11 @@ return 0
 """
 )
 
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 _STATES = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half_open": BreakerState.HALF_OPEN}
 
 
@@ -135,7 +140,7 @@ class RedisBreakerStore:
                 int(self.HALF_OPEN_RETRY_S * 1000),
             ],
         )
-        detail = detail.decode() if isinstance(detail, bytes) else str(detail)
+        detail = _text(detail)
         if admitted:
             return Admit(detail or None)
         return Defer(max(0.0, int(wait_ms) / 1000), _STATES[detail])
@@ -153,7 +158,7 @@ class RedisBreakerStore:
             self._client.zrem(self._keys(target)[1], probe_id)
 
     def status(self, target: str) -> BreakerStatus:
-        raw = {k.decode(): v.decode() for k, v in self._client.hgetall(self._keys(target)[0]).items()}
+        raw = {_text(k): _text(v) for k, v in self._client.hgetall(self._keys(target)[0]).items()}
         opened = raw.get("opened_at_ms")
         return BreakerStatus(
             target=target,
@@ -283,11 +288,12 @@ class RedisJobTracker:
         raw = self._client.hgetall(self._key(job_id))
         if not raw or b"id" not in raw:
             return None
-        return JobSnapshot.from_dict({k.decode(): v.decode() for k, v in raw.items() if b":" not in k})
+        fields = {_text(k): _text(v) for k, v in raw.items()}
+        return JobSnapshot.from_dict({k: v for k, v in fields.items() if ":" not in k})
 
     def _scan(self) -> list[tuple[str, list[bytes | None]]]:
         """(job id, [state, priority, target]) for every indexed job, newest first."""
-        ids = [i.decode() for i in self._client.zrevrange(self._index, 0, -1)]
+        ids = [_text(i) for i in self._client.zrevrange(self._index, 0, -1)]
         pipe = self._client.pipeline(transaction=False)
         for job_id in ids:
             pipe.hmget(self._key(job_id), "state", "priority", "target")
@@ -330,7 +336,7 @@ class RedisDeduplicator:
         held = self._client.set(
             f"{self._prefix}:dedup:{key}", job_id, nx=True, px=int(window_s * 1000), get=True
         )
-        return held.decode() if isinstance(held, bytes) else held
+        return _text(held) if isinstance(held, bytes | str) else None
 
     def release(self, key: str, job_id: str) -> None:
         name = f"{self._prefix}:dedup:{key}"

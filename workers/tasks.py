@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,7 +18,7 @@ from celery.exceptions import Reject
 
 from publishing.classification import ErrorType
 from publishing.delivery import Deferred, Delivered, Failed, RetryScheduled
-from publishing.dlq import ReplayResult
+from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
 from publishing.tracking import JobState
@@ -42,7 +43,7 @@ class RetryDue(RetryablePublishError):
         super().__init__(outcome.error)
 
 
-class PublishTask(Task):  # type: ignore[misc]
+class PublishTask(Task):
     autoretry_for = (RetryDue,)
     max_retries = None  # the domain's policy bounds retries; Celery's counter also counts deferrals
     acks_late = True
@@ -50,7 +51,7 @@ class PublishTask(Task):  # type: ignore[misc]
     ignore_result = True
     typing = False
 
-    def retry(  # type: ignore[override]
+    def retry(
         self,
         args: Any = None,
         kwargs: Any = None,
@@ -166,11 +167,10 @@ def _write_dead_letter(task: PublishTask, services: Services, job: Job) -> str:
     return JobState.DLQ.value
 
 
-def _at(letter: Any, failed_at: float | None) -> Any:
+def _at(letter: DeadLetter, failed_at: float | None) -> DeadLetter:
+    """The row says when the job failed, not when the database came back."""
     if failed_at is None:
         return letter
-    from dataclasses import replace
-
     return replace(letter, failed_at=datetime.fromtimestamp(failed_at, UTC))
 
 

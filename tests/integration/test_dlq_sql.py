@@ -12,9 +12,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import alembic.command
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
@@ -60,7 +60,7 @@ def make_letter(**overrides: Any) -> DeadLetter:
 
 @pytest.fixture(scope="module")
 def migrated_postgres(postgres_url: str) -> Iterator[Engine]:
-    command.upgrade(alembic_config(postgres_url), "head")
+    alembic.command.upgrade(alembic_config(postgres_url), "head")
     engine = create_engine_for(postgres_url)
     yield engine
     engine.dispose()
@@ -76,7 +76,7 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         return
     # A directory that does not exist yet: create_engine_for makes it.
     url = f"sqlite:///{tmp_path / 'var' / 'dlq.db'}"
-    command.upgrade(alembic_config(url), "head")
+    alembic.command.upgrade(alembic_config(url), "head")
     engine = create_engine_for(url)
     yield engine
     engine.dispose()
