@@ -35,18 +35,16 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return _as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return _as_utc(value)
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _in(column: str, values: list[str]) -> str:
@@ -129,8 +127,12 @@ def create_engine_for(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
-def _uuid(value: str | uuid.UUID) -> uuid.UUID:
-    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+def _key(letter_id: str) -> uuid.UUID:
+    """A row id, or ``NotFoundError``: a malformed id names no row."""
+    try:
+        return uuid.UUID(letter_id)
+    except (ValueError, TypeError, AttributeError):
+        raise NotFoundError(f"no dead letter {letter_id!r}") from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -203,8 +205,9 @@ class SqlDeadLetterRepository:
             with self.engine.begin() as conn:
                 yield conn
         except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
+            reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip().splitlines()
             raise DatabaseUnavailableError(
-                f"the dead-letter database cannot be reached: {type(exc).__name__}"
+                f"the dead-letter database cannot be reached: {reason[0][:200] if reason else type(exc).__name__}"
             ) from exc
         except sa.exc.DBAPIError as exc:
             if exc.connection_invalidated:
@@ -213,8 +216,8 @@ class SqlDeadLetterRepository:
 
     def write(self, letter: DeadLetter) -> bool:
         values: dict[str, Any] = {
-            "id": _uuid(letter.id),
-            "job_id": _uuid(letter.job_id),
+            "id": uuid.UUID(letter.id),
+            "job_id": uuid.UUID(letter.job_id),
             "fingerprint": letter.fingerprint,
             "target_name": letter.target_name,
             "target_type": letter.target_type,
@@ -229,27 +232,18 @@ class SqlDeadLetterRepository:
             "replayed": letter.replayed,
             "replayed_at": letter.replayed_at,
             "replay_result": letter.replay_result.value if letter.replay_result else None,
-            "replay_job_id": _uuid(letter.replay_job_id) if letter.replay_job_id else None,
-            "replayed_from": _uuid(letter.replayed_from) if letter.replayed_from else None,
+            "replay_job_id": uuid.UUID(letter.replay_job_id) if letter.replay_job_id else None,
+            "replayed_from": uuid.UUID(letter.replayed_from) if letter.replayed_from else None,
         }
         # Without them the database's clock fills them in.
         if letter.created_at is not None:
             values["created_at"] = letter.created_at
         if letter.updated_at is not None:
             values["updated_at"] = letter.updated_at
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        stmt = insert(publishing_dlq).values(values).on_conflict_do_nothing(index_elements=["job_id"])
         with self._begin() as conn:
-            dialect = conn.dialect.name
-            if dialect in ("postgresql", "sqlite"):
-                insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-                stmt = insert(publishing_dlq).values(values).on_conflict_do_nothing(index_elements=["job_id"])
-                return conn.execute(stmt).rowcount == 1
-            exists = conn.execute(
-                sa.select(publishing_dlq.c.id).where(publishing_dlq.c.job_id == values["job_id"])
-            ).first()
-            if exists is not None:
-                return False
-            conn.execute(publishing_dlq.insert().values(values))
-            return True
+            return conn.execute(stmt).rowcount == 1
 
     def read(self, query: DLQFilter, limit: int = 100, offset: int = 0) -> tuple[list[DeadLetter], int]:
         limit = max(1, min(limit, MAX_PAGE))
@@ -275,10 +269,7 @@ class SqlDeadLetterRepository:
         return _letter(row) if row is not None else None
 
     def get(self, letter_id: str) -> DeadLetter:
-        try:
-            key = _uuid(letter_id)
-        except ValueError:
-            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+        key = _key(letter_id)
         with self._begin() as conn:
             letter = self._select_one(conn, key)
         if letter is None:
@@ -286,16 +277,13 @@ class SqlDeadLetterRepository:
         return letter
 
     def claim_for_replay(self, letter_id: str, replay_job_id: str, now: datetime) -> DeadLetter:
-        try:
-            key = _uuid(letter_id)
-        except ValueError:
-            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+        key = _key(letter_id)
         c = publishing_dlq.c
         # One conditional UPDATE is the claim: of concurrent callers exactly one matches.
         claim = (
             sa.update(publishing_dlq)
             .where(c.id == key, c.replayed == sa.false())
-            .values(replayed=True, replayed_at=now, replay_job_id=_uuid(replay_job_id), updated_at=now)
+            .values(replayed=True, replayed_at=now, replay_job_id=uuid.UUID(replay_job_id), updated_at=now)
         )
         with self._begin() as conn:
             claimed = conn.execute(claim).rowcount == 1
@@ -315,10 +303,7 @@ class SqlDeadLetterRepository:
 
     def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None:
         """Raises ``NotFoundError`` when there is no such row."""
-        try:
-            key = _uuid(letter_id)
-        except ValueError:
-            raise NotFoundError(f"no dead letter {letter_id!r}") from None
+        key = _key(letter_id)
         stmt = (
             sa.update(publishing_dlq)
             .where(publishing_dlq.c.id == key)
@@ -331,8 +316,8 @@ class SqlDeadLetterRepository:
     def set_replay_result_by_job(self, replay_job_id: str, result: ReplayResult, now: datetime) -> None:
         """A job that no row names (not a replay, or its row purged since) changes nothing."""
         try:
-            key = _uuid(replay_job_id)
-        except ValueError:
+            key = uuid.UUID(replay_job_id)
+        except (ValueError, TypeError, AttributeError):
             return
         stmt = (
             sa.update(publishing_dlq)
