@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 from requests.auth import HTTPBasicAuth
@@ -33,7 +32,7 @@ from publishing.errors import (
 )
 from publishing.formatters import format_payload
 from publishing.retry import parse_retry_after
-from publishing.targets import REDACTED, Target, TargetType
+from publishing.targets import Target, TargetType
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +125,9 @@ class HttpPublisher:
 
     def _rejected(self, target: Target, response: requests.Response) -> PublishError:
         status = response.status_code
-        excerpt = " ".join(response.text[: BODY_EXCERPT_CHARS * 20].split())
+        # Decode only the head of the body: enough to redact a secret that straddles the cut.
+        head = response.content[: BODY_EXCERPT_CHARS * 20].decode("utf-8", "replace")
+        excerpt = " ".join(head.split())
         message = f"HTTP {status} from target {target.name!r}"
         if excerpt:
             message += f": {_scrub(target, excerpt)[:BODY_EXCERPT_CHARS]}"
@@ -176,20 +177,12 @@ def _request_failed(target: Target, exc: Exception, error_class: type[PublishErr
 
 
 def _scrub(target: Target, text: str) -> str:
-    """Redact the target's secrets, and the pieces of its URL that requests quotes on its own
-    (a Slack webhook's path is the secret; a URL may carry a password)."""
+    """Redact the target's secrets (a Slack URL's path included, as requests quotes it apart)."""
     try:
-        parts = urlsplit(target.url)
-        text = text.replace(target.url, target.public_url)
+        return target.redact(text.replace(target.url, target.public_url))
     except ValueError:
-        return target.redact(text.replace(target.url, REDACTED))
-    pieces = [parts.password or ""]
-    if target.type is TargetType.SLACK:
-        pieces += [f"{parts.path}?{parts.query}", parts.path, parts.query]
-    for piece in pieces:
-        if piece and piece not in ("/", "?"):
-            text = text.replace(piece, REDACTED)
-    return target.redact(text)
+        # A URL that cannot even be split cannot be redacted piece by piece: keep none of the text.
+        return "(details withheld: the target's URL cannot be parsed)"
 
 
 def _version() -> str:

@@ -252,7 +252,10 @@ def parse_target(raw: Any, where: str = "target") -> Target:
         allowed = sorted(f.value for f in ALLOWED_FORMATS[target_type])
         raise _fail(where, f"type {target_type.value} takes format {allowed}, not {target_format.value}")
     url = raw.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
+    try:
+        parts = urlsplit(url) if isinstance(url, str) else None
+    except ValueError:
+        parts = None
     if (
         not isinstance(url, str)
         or parts is None

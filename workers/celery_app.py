@@ -12,7 +12,8 @@ def create_celery_app(settings: Settings) -> Celery:
     app = Celery("publishing", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.publishing_settings = settings
-    from workers import tasks
+    from workers import observability, tasks
 
     tasks.register(app)
+    observability.install(app)
     return app

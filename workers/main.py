@@ -1,6 +1,11 @@
 """Entry point for ``celery -A workers.main``: builds the app from the environment."""
 
 import os
+import tempfile
+
+# Prefork children write their metrics to files here; it must be set before
+# prometheus_client is first imported.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="publishing-metrics-"))
 
 from publishing.settings import Settings
 from workers.celery_app import create_celery_app

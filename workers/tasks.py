@@ -17,11 +17,12 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from publishing.classification import ErrorType
-from publishing.delivery import Deferred, Delivered, Failed, RetryScheduled
+from publishing.delivery import Deferred, Delivered, Failed, Outcome, RetryScheduled
 from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
 from publishing.tracking import JobState
+from workers import metrics
 from workers.routing import PUBLISH_TASK
 from workers.runtime import Services, services_for
 
@@ -92,12 +93,15 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
     if starts > MAX_REDELIVERIES:
         failed = Failed(ErrorType.PERMANENT, f"the job was redelivered {starts - 1} times without finishing")
         return _fail(task, services, job, failed)
+    if job.retries == 0 and job.deferrals == 0 and starts == 1:
+        metrics.JOB_WAIT.labels(job.priority.value).observe(max(0.0, now - job.submitted_at))
 
     outcome = services.delivery.attempt(job)
+    _observe_attempt(job, outcome, time.time() - now)
     if isinstance(outcome, Delivered):
         services.tracker.update(job.job_id, state=JobState.SUCCEEDED, completed_at=time.time())
         if job.replayed_from:
-            _record_replay(services, job.replayed_from, ReplayResult.SUCCESS)
+            _record_replay(services, job, ReplayResult.SUCCESS)
         log.info("job %s delivered to %s (%d)", job.job_id, job.target, outcome.status_code)
         return JobState.SUCCEEDED.value
     if isinstance(outcome, Deferred):
@@ -155,8 +159,10 @@ def _write_dead_letter(task: PublishTask, services: Services, job: Job) -> str:
         )
         raise task.retry(countdown=delay, kwargs={"message": job.to_message()}) from None
     if job.replayed_from:
-        _record_replay(services, job.replayed_from, ReplayResult.FAILED)
+        _record_replay(services, job, ReplayResult.FAILED)
     services.tracker.update(job.job_id, state=JobState.DLQ)
+    metrics.DLQ_WRITES.labels(job.target, letter.error_type.value).inc()
+    metrics.JOBS_PROCESSED.labels(job.target, JobState.DLQ.value).inc()
     log.warning(
         "job %s to %s dead-lettered (%s): %s",
         job.job_id,
@@ -174,11 +180,34 @@ def _at(letter: DeadLetter, failed_at: float | None) -> DeadLetter:
     return replace(letter, failed_at=datetime.fromtimestamp(failed_at, UTC))
 
 
-def _record_replay(services: Services, letter_id: str, result: ReplayResult) -> None:
+def _record_replay(services: Services, job: Job, result: ReplayResult) -> None:
+    assert job.replayed_from is not None
+    metrics.DLQ_REPLAYS.labels(job.target, result.value).inc()
     try:
-        services.dead_letters.set_replay_result(letter_id, result, datetime.now(UTC))
+        services.dead_letters.set_replay_result(job.replayed_from, result, datetime.now(UTC))
     except DatabaseUnavailableError:
-        log.warning("could not record replay result %s for dead letter %s", result.value, letter_id)
+        log.warning("could not record replay result %s for dead letter %s", result.value, job.replayed_from)
+
+
+def _observe_attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
+    target, priority = job.target, job.priority.value
+    if isinstance(outcome, Deferred):
+        metrics.DEFERRALS.labels(target).inc()
+        metrics.JOBS_PROCESSED.labels(target, JobState.DEFERRED.value).inc()
+        return
+    metrics.JOB_DURATION.labels(target, priority).observe(duration_s)
+    attempt = metrics.attempt_label(job.retries + 1)
+    if isinstance(outcome, Delivered):
+        metrics.ATTEMPTS.labels(target, attempt, "success").inc()
+        metrics.JOBS_PROCESSED.labels(target, JobState.SUCCEEDED.value).inc()
+        metrics.END_TO_END.labels(priority, target).observe(max(0.0, time.time() - job.submitted_at))
+        return
+    metrics.ATTEMPTS.labels(target, attempt, "failure").inc()
+    if isinstance(outcome, RetryScheduled):
+        metrics.RETRY_ATTEMPTS.labels(target, outcome.error_type.value).inc()
+        metrics.JOBS_PROCESSED.labels(target, JobState.RETRYING.value).inc()
+    else:
+        metrics.JOBS_PROCESSED.labels(target, JobState.FAILED.value).inc()
 
 
 def register(app: Celery) -> None:

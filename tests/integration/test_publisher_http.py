@@ -121,15 +121,23 @@ class RecordingSession(requests.Session):
         super().__init__()
         self.calls: list[dict[str, Any]] = []
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
         self.calls.append(kwargs)
         return super().request(method, url, *args, **kwargs)
 
 
-@pytest.fixture
-def server() -> Iterator[HttpTarget]:
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[HttpTarget]:
+    # One server for the module: stopping one takes half a second (its poll interval).
     with HttpTarget() as target:
         yield target
+
+
+@pytest.fixture
+def server(shared_server: HttpTarget) -> HttpTarget:
+    shared_server.script([Reply()])
+    shared_server.received.clear()
+    return shared_server
 
 
 # --- success and what goes on the wire ------------------------------------------------------

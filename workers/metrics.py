@@ -1,0 +1,273 @@
+"""Every Prometheus metric, named once (SPEC §10), and the scrape-time collector for what
+lives in Redis and the database (queue depth, breakers, DLQ size).
+
+Counters and histograms are observed where the event happens; prefork children write them
+through prometheus-client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``), which every
+entry point sets before this module is imported.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from publishing.breaker import BreakerStore
+from publishing.dlq import DeadLetterRepository
+from publishing.errors import DatabaseUnavailableError
+from publishing.priority import Priority
+from publishing.targets import TargetRegistry
+from publishing.tracking import JobTracker
+
+log = logging.getLogger(__name__)
+
+NS = "alert_history_publishing"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+
+# --- the original's metrics, observed in the worker or the API ---
+QUEUE_SUBMISSIONS = Counter(
+    f"{NS}_queue_submissions_total", "Jobs submitted, by priority and result", ["priority", "result"]
+)
+JOBS_PROCESSED = Counter(
+    f"{NS}_jobs_processed_total", "Attempt outcomes by target and resulting state", ["target", "state"]
+)
+JOB_DURATION = Histogram(
+    f"{NS}_job_duration_seconds",
+    "Duration of one delivery attempt",
+    ["target", "priority"],
+    buckets=LATENCY_BUCKETS,
+)
+JOB_WAIT = Histogram(
+    f"{NS}_job_wait_time_seconds",
+    "Time from submission to the first attempt",
+    ["priority"],
+    buckets=LATENCY_BUCKETS,
+)
+RETRY_ATTEMPTS = Counter(f"{NS}_retry_attempts_total", "Retries scheduled", ["target", "error_type"])
+WORKERS_ACTIVE = Gauge(f"{NS}_workers_active", "Worker processes running a job", multiprocess_mode="livesum")
+WORKERS_IDLE = Gauge(f"{NS}_workers_idle", "Worker processes waiting for a job", multiprocess_mode="livesum")
+WORKER_PROCESSING = Histogram(
+    f"{NS}_worker_processing_duration_seconds",
+    "Task run time by worker node",
+    ["worker_id"],
+    buckets=LATENCY_BUCKETS,
+)
+DLQ_WRITES = Counter(f"{NS}_dlq_writes_total", "Rows written to the DLQ", ["target", "error_type"])
+DLQ_REPLAYS = Counter(f"{NS}_dlq_replays_total", "DLQ replays by outcome", ["target", "result"])
+
+# --- beyond the original ---
+ATTEMPTS = Counter(
+    f"{NS}_attempts_total",
+    "Delivery attempts by attempt number and outcome",
+    ["target", "attempt", "outcome"],
+)
+END_TO_END = Histogram(
+    f"{NS}_end_to_end_latency_seconds",
+    "From receipt by the API to delivery",
+    ["priority", "target"],
+    buckets=LATENCY_BUCKETS,
+)
+DEFERRALS = Counter(f"{NS}_deferrals_total", "Attempts deferred by an open breaker", ["target"])
+DEDUP_HITS = Counter(f"{NS}_dedup_hits_total", "Submissions answered with an existing job", ["target"])
+UNROUTED = Counter(f"{NS}_unrouted_alerts_total", "Alerts that no target's filter matched")
+
+MAX_ATTEMPT_LABEL = 6  # attempts past the sixth share the label "6+", keeping the series bounded
+
+
+def attempt_label(attempt: int) -> str:
+    return str(attempt) if attempt < MAX_ATTEMPT_LABEL else f"{MAX_ATTEMPT_LABEL}+"
+
+
+def queue_lists(queue: str) -> list[str]:
+    """The Redis lists kombu may use for a queue: the queue itself and its priority lists."""
+    return [queue] + [f"{queue}\x06\x16{step}" for step in (3, 6, 9)]
+
+
+def queue_depths(client: redis.Redis) -> dict[str, int]:
+    pipe = client.pipeline(transaction=False)
+    for priority in Priority:
+        for name in queue_lists(priority.value):
+            pipe.llen(name)
+    counts = iter(pipe.execute())
+    return {p.value: sum(int(next(counts)) for _ in range(4)) for p in Priority}
+
+
+def oldest_pending_age_s(client: redis.Redis, queue: str, now: float) -> float:
+    """Age of the message kombu will hand out last (the list's tail is the oldest)."""
+    raw = client.lindex(queue, -1)
+    if raw is None:
+        return 0.0
+    try:
+        envelope = json.loads(raw)
+        body = envelope["body"]
+        if envelope.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        _, kwargs, _ = json.loads(body)
+        return max(0.0, now - float(kwargs["message"]["submitted_at"]))
+    except (ValueError, KeyError, TypeError):
+        return 0.0
+
+
+class FleetCollector(Collector):
+    """Gauges read at scrape time from Redis and the database, so every replica reports the
+    fleet's truth rather than its own view."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        registry: TargetRegistry,
+        breakers: BreakerStore,
+        dead_letters: DeadLetterRepository | None,
+        tracker: JobTracker | None = None,
+        *,
+        queue_capacity: int = 10_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._registry = registry
+        self._breakers = breakers
+        self._dead_letters = dead_letters
+        self._tracker = tracker
+        self._capacity = queue_capacity
+        self._clock = clock
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            yield from self._queues()
+            yield from self._breaker_metrics()
+            yield from self._deferred()
+        except redis.RedisError as exc:
+            log.warning("metrics: Redis unavailable: %s", exc)
+        yield from self._dlq()
+
+    def _queues(self) -> Iterator[Metric]:
+        depths = queue_depths(self._client)
+        now = self._clock()
+        size = GaugeMetricFamily(f"{NS}_queue_size", "Jobs waiting in each queue", labels=["priority"])
+        util = GaugeMetricFamily(
+            f"{NS}_queue_capacity_utilization", "Queue depth over the nominal capacity", labels=["priority"]
+        )
+        age = GaugeMetricFamily(
+            f"{NS}_oldest_pending_age_seconds",
+            "Age of the oldest job waiting in each queue",
+            labels=["priority"],
+        )
+        for priority, depth in depths.items():
+            size.add_metric([priority], depth)
+            util.add_metric([priority], depth / self._capacity)
+            age.add_metric([priority], oldest_pending_age_s(self._client, priority, now))
+        yield from (size, util, age)
+
+    def _breaker_metrics(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            f"{NS}_circuit_breaker_state", "0 closed, 1 open, 2 half-open", labels=["target"]
+        )
+        trips = CounterMetricFamily(
+            f"{NS}_circuit_breaker_trips", "Times the breaker opened", labels=["target"]
+        )
+        recoveries = CounterMetricFamily(
+            f"{NS}_circuit_breaker_recoveries", "Times the breaker closed after probing", labels=["target"]
+        )
+        for target in self._registry.all():
+            status = self._breakers.status(target.name)
+            state.add_metric([target.name], int(status.state))
+            trips.add_metric([target.name], status.trips)
+            recoveries.add_metric([target.name], status.recoveries)
+        yield from (state, trips, recoveries)
+
+    def _deferred(self) -> Iterator[Metric]:
+        if self._tracker is None:
+            return
+        counts = self._tracker.count_by_state()
+        yield GaugeMetricFamily(
+            f"{NS}_jobs_deferred", "Jobs waiting on an open breaker", value=counts.get("deferred", 0)
+        )
+
+    def _dlq(self) -> Iterator[Metric]:
+        if self._dead_letters is None:
+            return
+        size = GaugeMetricFamily(f"{NS}_dlq_size", "Rows in the DLQ", labels=["target"])
+        try:
+            counts = self._dead_letters.count_by_target()
+        except DatabaseUnavailableError as exc:
+            log.warning("metrics: database unavailable: %s", exc)
+            return
+        for target in {t.name for t in self._registry.all()} | set(counts):
+            size.add_metric([target], counts.get(target, 0))
+        yield size
+
+
+class RetrySuccessRate(Collector):
+    """``retry_success_rate{target,attempt}``: the share of attempts numbered ``attempt``
+    that succeeded, derived at scrape time from ``attempts_total``."""
+
+    def __init__(self, source: CollectorRegistry) -> None:
+        self._source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        totals: dict[tuple[str, str], dict[str, float]] = {}
+        for metric in self._source.collect():
+            if metric.name != f"{NS}_attempts":
+                continue
+            for sample in metric.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels["target"], sample.labels["attempt"])
+                    totals.setdefault(key, {})[sample.labels["outcome"]] = sample.value
+        rate = GaugeMetricFamily(
+            f"{NS}_retry_success_rate",
+            "Share of attempts at this number that succeeded",
+            labels=["target", "attempt"],
+        )
+        for (target, attempt), outcomes in sorted(totals.items()):
+            seen = sum(outcomes.values())
+            rate.add_metric([target, attempt], outcomes.get("success", 0) / seen if seen else 0.0)
+        yield rate
+
+
+def process_registry() -> CollectorRegistry:
+    """What this process (and, in multiprocess mode, its siblings) observed."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return registry
+    from prometheus_client import REGISTRY
+
+    return REGISTRY
+
+
+def render(extra: Iterable[Collector] = ()) -> bytes:
+    """The exposition text: observed metrics, the derived retry success rate, and ``extra``
+    scrape-time collectors."""
+    source = process_registry()
+    registry = CollectorRegistry()
+    registry.register(_Forward(source))
+    registry.register(RetrySuccessRate(source))
+    for collector in extra:
+        registry.register(collector)
+    return generate_latest(registry)
+
+
+class _Forward(Collector):
+    def __init__(self, source: CollectorRegistry) -> None:
+        self._source = source
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._source.collect())

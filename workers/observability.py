@@ -1,0 +1,59 @@
+"""Worker-process signals: busy/idle gauges, per-node processing time, multiprocess metric
+files of dead children, and the worker's own ``/metrics`` endpoint."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from celery import Celery, signals
+from prometheus_client import multiprocess, start_http_server
+
+from workers import metrics
+
+log = logging.getLogger(__name__)
+
+_started: dict[str, float] = {}
+
+
+def _on_process_init(**_: Any) -> None:
+    metrics.WORKERS_IDLE.set(1)
+    metrics.WORKERS_ACTIVE.set(0)
+
+
+def _on_prerun(task_id: str, **_: Any) -> None:
+    _started[task_id] = time.monotonic()
+    metrics.WORKERS_IDLE.set(0)
+    metrics.WORKERS_ACTIVE.set(1)
+
+
+def _on_postrun(task_id: str, task: Any, **_: Any) -> None:
+    started = _started.pop(task_id, None)
+    if started is not None:
+        metrics.WORKER_PROCESSING.labels(task.request.hostname or "unknown").observe(
+            time.monotonic() - started
+        )
+    metrics.WORKERS_ACTIVE.set(0)
+    metrics.WORKERS_IDLE.set(1)
+
+
+def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.mark_process_dead(pid or os.getpid())
+
+
+def _on_worker_ready(**_: Any) -> None:
+    port = int(os.environ.get("PUBLISHING_WORKER_METRICS_PORT", "0") or 0)
+    if port:
+        start_http_server(port, registry=metrics.process_registry())
+        log.info("worker metrics on :%d/metrics", port)
+
+
+def install(app: Celery) -> None:
+    signals.worker_process_init.connect(_on_process_init, weak=False)
+    signals.task_prerun.connect(_on_prerun, weak=False)
+    signals.task_postrun.connect(_on_postrun, weak=False)
+    signals.worker_process_shutdown.connect(_on_process_shutdown, weak=False)
+    signals.worker_ready.connect(_on_worker_ready, weak=False)
