@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import itertools
 import threading
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from publishing.breaker import (
@@ -21,6 +23,8 @@ from publishing.breaker import (
     Defer,
     Transition,
 )
+from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult
+from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError
 from publishing.tracking import JobQuery, JobSnapshot, JobState
 
 
@@ -197,13 +201,7 @@ class RecordingEnqueuer:
         self.sent.append(job)
 
 
-# --- in-memory dead-letter repository (below) ---
-# Imported here, not at the top, so that this fake stays one appended block.
-import uuid  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-
-from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult  # noqa: E402
-from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError  # noqa: E402
+# --- in-memory dead-letter repository ---
 
 
 def _utc(value: datetime) -> datetime:

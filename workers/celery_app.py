@@ -12,8 +12,9 @@ def create_celery_app(settings: Settings) -> Celery:
     app = Celery("publishing", set_as_current=False)
     app.conf.update(celery_config(settings))
     app.conf.publishing_settings = settings
-    from workers import observability, tasks
+    from workers import observability, replay, tasks
 
     tasks.register(app)
+    replay.register(app)
     observability.install(app)
     return app

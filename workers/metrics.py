@@ -25,6 +25,7 @@ from publishing.breaker import BreakerStore
 from publishing.dlq import DeadLetterRepository
 from publishing.errors import DatabaseUnavailableError
 from publishing.priority import Priority
+from publishing.submission import SubmissionResult
 from publishing.targets import TargetRegistry
 from publishing.tracking import JobTracker
 
@@ -250,16 +251,19 @@ def process_registry() -> CollectorRegistry:
     return REGISTRY
 
 
-def render(extra: Iterable[Collector] = ()) -> bytes:
-    """The exposition text: observed metrics, the derived retry success rate, and ``extra``
-    scrape-time collectors."""
+def exposition_registry(extra: Iterable[Collector] = ()) -> CollectorRegistry:
+    """Observed metrics, the derived retry success rate, and ``extra`` scrape-time collectors."""
     source = process_registry()
     registry = CollectorRegistry()
     registry.register(_Forward(source))
     registry.register(RetrySuccessRate(source))
     for collector in extra:
         registry.register(collector)
-    return generate_latest(registry)
+    return registry
+
+
+def render(extra: Iterable[Collector] = ()) -> bytes:
+    return generate_latest(exposition_registry(extra))
 
 
 class _Forward(Collector):
@@ -271,3 +275,17 @@ class _Forward(Collector):
 
     def collect(self) -> Iterator[Metric]:
         return iter(self._source.collect())
+
+
+def observe_submission(result: SubmissionResult) -> None:
+    """Count a submission's jobs, duplicates and unrouted alerts (called by the API)."""
+    for job in result.jobs:
+        QUEUE_SUBMISSIONS.labels(job.priority.value, "duplicate" if job.duplicate else "accepted").inc()
+        if job.duplicate:
+            DEDUP_HITS.labels(job.target).inc()
+    if result.unrouted:
+        UNROUTED.inc(len(result.unrouted))
+
+
+def observe_rejected_submission(count: int = 1) -> None:
+    QUEUE_SUBMISSIONS.labels("none", "rejected").inc(count)

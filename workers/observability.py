@@ -47,7 +47,7 @@ def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
 def _on_worker_ready(**_: Any) -> None:
     port = int(os.environ.get("PUBLISHING_WORKER_METRICS_PORT", "0") or 0)
     if port:
-        start_http_server(port, registry=metrics.process_registry())
+        start_http_server(port, registry=metrics.exposition_registry())
         log.info("worker metrics on :%d/metrics", port)
 
 

@@ -85,8 +85,9 @@ class Pipeline:
         )
         self.breakers = RedisBreakerStore(self.redis, self.settings.key_prefix)
         self.dead_letters = SqlDeadLetterRepository(create_engine_for(self.settings.database_url))
+        self.registry = TargetRegistry.from_path(self.settings.targets_path, time.monotonic)
         self.submitter = Submitter(
-            TargetRegistry.from_path(self.settings.targets_path, time.monotonic),
+            self.registry,
             self.tracker,
             RedisDeduplicator(self.redis, self.settings.key_prefix),
             CeleryEnqueuer(self.app),
