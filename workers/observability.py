@@ -11,7 +11,10 @@ from typing import Any
 from celery import Celery, signals
 from prometheus_client import multiprocess, start_http_server
 
+from publishing.settings import Settings
 from workers import metrics
+from workers.logs import configure_logging
+from workers.runtime import services_for
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,22 @@ def _on_worker_ready(**_: Any) -> None:
         log.info("worker metrics on :%d/metrics", port)
 
 
+def _on_setup_logging(**_: Any) -> None:
+    # Connecting this signal stops Celery from configuring logging itself.
+    settings = _app_settings
+    if settings is None:
+        configure_logging()
+        return
+    configure_logging(lambda: services_for(settings).registry.secrets())
+
+
+_app_settings: Settings | None = None
+
+
 def install(app: Celery) -> None:
+    global _app_settings
+    _app_settings = app.conf.publishing_settings
+    signals.setup_logging.connect(_on_setup_logging, weak=False)
     signals.worker_process_init.connect(_on_process_init, weak=False)
     signals.task_prerun.connect(_on_prerun, weak=False)
     signals.task_postrun.connect(_on_postrun, weak=False)

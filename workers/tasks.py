@@ -23,6 +23,7 @@ from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
 from publishing.tracking import JobState
 from workers import metrics
+from workers.logs import job_context
 from workers.routing import PUBLISH_TASK
 from workers.runtime import Services, services_for
 
@@ -102,7 +103,13 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
         services.tracker.update(job.job_id, state=JobState.SUCCEEDED, completed_at=time.time())
         if job.replayed_from:
             _record_replay(services, job, ReplayResult.SUCCESS)
-        log.info("job %s delivered to %s (%d)", job.job_id, job.target, outcome.status_code)
+        log.info(
+            "job %s delivered to %s (%d)",
+            job.job_id,
+            job.target,
+            outcome.status_code,
+            extra=job_context(job, state="succeeded"),
+        )
         return JobState.SUCCEEDED.value
     if isinstance(outcome, Deferred):
         services.tracker.update(job.job_id, state=JobState.DEFERRED)
@@ -123,6 +130,7 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
             outcome.error_type.value,
             job.retries + 1,
             outcome.delay_s,
+            extra=job_context(job, error_type=outcome.error_type.value, state="retrying"),
         )
         raise RetryDue(outcome, job.evolve(retries=job.retries + 1, last_retry_at=now, deferred_since=None))
     return _fail(task, services, job, outcome)
@@ -155,7 +163,10 @@ def _write_dead_letter(task: PublishTask, services: Services, job: Job) -> str:
         attempt = task.request.retries or 0
         delay = DLQ_WRITE_RETRY_S[min(attempt, len(DLQ_WRITE_RETRY_S) - 1)]
         log.warning(
-            "job %s failed for good but the DLQ is unreachable; writing again in %.0f s", job.job_id, delay
+            "job %s failed for good but the DLQ is unreachable; writing again in %.0f s",
+            job.job_id,
+            delay,
+            extra=job_context(job, error_type=letter.error_type.value, state="failed"),
         )
         raise task.retry(countdown=delay, kwargs={"message": job.to_message()}) from None
     if job.replayed_from:
@@ -169,6 +180,7 @@ def _write_dead_letter(task: PublishTask, services: Services, job: Job) -> str:
         job.target,
         letter.error_type.value,
         letter.error_message,
+        extra=job_context(job, error_type=letter.error_type.value, state="dlq"),
     )
     return JobState.DLQ.value
 
@@ -186,7 +198,12 @@ def _record_replay(services: Services, job: Job, result: ReplayResult) -> None:
     try:
         services.dead_letters.set_replay_result(job.replayed_from, result, datetime.now(UTC))
     except DatabaseUnavailableError:
-        log.warning("could not record replay result %s for dead letter %s", result.value, job.replayed_from)
+        log.warning(
+            "could not record replay result %s for dead letter %s",
+            result.value,
+            job.replayed_from,
+            extra=job_context(job),
+        )
 
 
 def _observe_attempt(job: Job, outcome: Outcome, duration_s: float) -> None:

@@ -1,0 +1,87 @@
+"""Structured logs: one JSON object a line, with the job's id, target, priority, attempt and
+error type when the line is about a job, and every known secret replaced by ``***``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from publishing.job import Job
+from publishing.targets import REDACTED
+
+JOB_FIELDS = ("job_id", "target", "priority", "attempt", "error_type", "state")
+_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+def job_context(job: Job, **more: Any) -> dict[str, Any]:
+    """The ``extra`` of a log call about a job."""
+    return {
+        "job_id": job.job_id,
+        "target": job.target,
+        "priority": job.priority.value,
+        "attempt": job.retries + 1,
+        **more,
+    }
+
+
+class Redactor(logging.Filter):
+    """Replaces every secret the provider knows, in the message and in the extra fields."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def _scrub(self, text: str) -> str:
+        for secret in sorted(self._secrets(), key=len, reverse=True):
+            if secret and secret in text:
+                text = text.replace(secret, REDACTED)
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.msg, record.args = self._scrub(message), None
+        if record.exc_text:
+            record.exc_text = self._scrub(record.exc_text)
+        record.exc_info = None
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_"):
+                data[key] = value
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def configure_logging(secrets: Callable[[], Iterable[str]] = tuple, *, stream: Any = None) -> None:
+    """Root logging for a process: JSON (or ``PUBLISHING_LOG_FORMAT=text``) at
+    ``PUBLISHING_LOG_LEVEL`` (default INFO), redacted."""
+    level = os.environ.get("PUBLISHING_LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if os.environ.get("PUBLISHING_LOG_FORMAT", "json").lower() == "text":
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(JsonFormatter())
+    handler.addFilter(Redactor(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # urllib3 writes the request line (a Slack webhook's secret path) at DEBUG.
+    logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
