@@ -6,6 +6,8 @@ import tempfile
 # Prefork children write their metrics to files here; it must be set before
 # prometheus_client is first imported.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="publishing-metrics-"))
+# Flower keeps every task it has seen in memory; bound it unless told otherwise.
+os.environ.setdefault("FLOWER_MAX_TASKS", "10000")
 
 from publishing.settings import Settings
 from workers.celery_app import create_celery_app
