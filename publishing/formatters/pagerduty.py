@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.text import summary_of
 from publishing.targets import Target
 
 SUMMARY_MAX_CHARS = 1024  # PagerDuty rejects a longer payload.summary
@@ -65,8 +66,7 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
 
 
 def _summary(enriched: EnrichedAlert) -> str:
-    annotations = enriched.alert.annotations
-    return annotations.get("summary") or annotations.get("description") or enriched.alert.alert_name
+    return summary_of(enriched.alert) or enriched.alert.alert_name
 
 
 def _severity(enriched: EnrichedAlert) -> str:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.text import clip, summary_of
 from publishing.targets import Target
 
 TITLE_MAX_CHARS = 255
@@ -22,10 +23,10 @@ SEVERITIES: Mapping[str, str] = {
 
 def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
     alert = enriched.alert
-    summary = alert.annotations.get("summary") or alert.annotations.get("description")
+    summary = summary_of(alert)
     title = f"{alert.alert_name}: {summary}" if summary else alert.alert_name
     return {
-        "title": title if len(title) <= TITLE_MAX_CHARS else title[: TITLE_MAX_CHARS - 1] + "…",
+        "title": clip(title, TITLE_MAX_CHARS),
         "description": _description(enriched),
         "severity": SEVERITIES.get((enriched.severity or "").lower(), DEFAULT_SEVERITY),
         "status": "resolved" if alert.status is AlertStatus.RESOLVED else "open",

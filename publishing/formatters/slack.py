@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.text import clip, summary_of
 from publishing.targets import Target
 
 # Slack's limits: a longer text or an extra block gets the whole message rejected.
@@ -35,14 +36,14 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
     resolved = alert.status is AlertStatus.RESOLVED
     colour, emoji = RESOLVED_LOOK if resolved else LOOKS.get(severity, DEFAULT_LOOK)
     status = alert.status.value.upper()
-    summary = alert.annotations.get("summary") or alert.annotations.get("description") or alert.alert_name
+    summary = summary_of(alert) or alert.alert_name
 
     blocks: list[dict[str, Any]] = [
         {
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": _clip(f"{emoji} [{status}] {alert.alert_name}", HEADER_MAX_CHARS),
+                "text": clip(f"{emoji} [{status}] {alert.alert_name}", HEADER_MAX_CHARS),
                 "emoji": True,
             },
         },
@@ -74,7 +75,7 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
     if alert.generator_url:
         footer.append(_mrkdwn(f"<{_escape(alert.generator_url)}|source>", SECTION_MAX_CHARS))
 
-    text = _clip(f"{emoji} [{status}] {_escape(alert.alert_name)}: {_escape(summary)}", TEXT_MAX_CHARS)
+    text = clip(f"{emoji} [{status}] {_escape(alert.alert_name)}: {_escape(summary)}", TEXT_MAX_CHARS)
     return {
         "text": text,
         "blocks": blocks[:MAX_BLOCKS],
@@ -97,13 +98,9 @@ def _body(annotations: Mapping[str, str], summary: str) -> str:
 
 
 def _mrkdwn(text: str, limit: int) -> dict[str, str]:
-    return {"type": "mrkdwn", "text": _clip(text, limit)}
+    return {"type": "mrkdwn", "text": clip(text, limit)}
 
 
 def _escape(text: str) -> str:
     """Slack's mrkdwn treats &, < and > as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
