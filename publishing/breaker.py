@@ -13,7 +13,7 @@ half_open --a failed probe--> open
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import Protocol
 
 
@@ -41,6 +41,29 @@ class BreakerConfig:
     probe_lease_margin_s: float = 5.0
 
 
+class DeferReason(StrEnum):
+    BREAKER_OPEN = "open"
+    PROBE_BUSY = "half_open"
+    RATE_LIMITED = "rate_limited"
+    PAUSED = "paused"
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A fleet-wide limit on attempts to one target: at most one every ``interval_s``, with
+    ``burst`` attempts allowed back to back (GCRA)."""
+
+    interval_s: float
+    burst: int = 1
+
+    @property
+    def tolerance_s(self) -> float:
+        return (self.burst - 1) * self.interval_s
+
+    def describe(self) -> dict[str, float]:
+        return {"per_s": round(1 / self.interval_s, 6), "burst": self.burst}
+
+
 @dataclass(frozen=True)
 class Admit:
     """Go ahead. ``probe_id`` is set when this attempt holds a half-open probe slot."""
@@ -50,10 +73,12 @@ class Admit:
 
 @dataclass(frozen=True)
 class Defer:
-    """The breaker does not admit the attempt now; ask again in ``wait_s``."""
+    """The attempt may not go now (open breaker, busy probe slot, rate limit or a pause the
+    target asked for); ask again in ``wait_s``."""
 
     wait_s: float
     state: BreakerState
+    reason: DeferReason = DeferReason.BREAKER_OPEN
 
 
 BreakerDecision = Admit | Defer
@@ -88,7 +113,16 @@ class BreakerStatus:
 
 
 class BreakerStore(Protocol):
-    def acquire(self, target: str, config: BreakerConfig, lease_s: float) -> BreakerDecision: ...
+    def acquire(
+        self, target: str, config: BreakerConfig, lease_s: float, rate: RateLimit | None = None
+    ) -> BreakerDecision:
+        """Admission of one attempt: a pause, then the breaker, then the rate limit, decided at
+        once so that a deferred attempt takes neither a probe slot nor a token."""
+        ...
+
+    def pause(self, target: str, seconds: float) -> None:
+        """Admit nothing to ``target`` for ``seconds`` (it answered 429 with Retry-After)."""
+        ...
 
     def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition: ...
 

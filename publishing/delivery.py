@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from publishing.alert import EnrichedAlert
-from publishing.breaker import Admit, BreakerConfig, BreakerState, BreakerStore, Transition
+from publishing.breaker import Admit, BreakerConfig, BreakerState, BreakerStore, DeferReason, Transition
 from publishing.classification import ErrorType, classify
 from publishing.dlq import DeadLetter
 from publishing.errors import PublishError, RateLimitedError, UnknownTargetError
@@ -56,10 +56,12 @@ class RetryScheduled:
 
 @dataclass(frozen=True)
 class Deferred:
-    """The breaker is not admitting: ask again in ``delay_s``, spending no retry."""
+    """Not admitted now (breaker, rate limit, pause): ask again in ``delay_s``, spending no
+    retry."""
 
     delay_s: float
     state: BreakerState
+    reason: DeferReason = DeferReason.BREAKER_OPEN
 
 
 @dataclass(frozen=True)
@@ -108,10 +110,14 @@ class DeliveryService:
         if job.deferred_since is not None and now - job.deferred_since >= config.max_deferral_s:
             return Failed(ErrorType.TRANSIENT, "circuit open")
         timeout_s = target.timeout_s or self._default_timeout_s
-        decision = self._breakers.acquire(target.name, config, timeout_s + config.probe_lease_margin_s)
+        decision = self._breakers.acquire(
+            target.name, config, timeout_s + config.probe_lease_margin_s, target.rate_limit
+        )
         if not isinstance(decision, Admit):
-            jitter = self._rng() * self._policy(job).jitter_s
-            return Deferred(decision.wait_s + jitter, decision.state)
+            # Jitter spreads the deferred jobs out; never more than the wait itself, so a
+            # rate-limited job does not sleep a second for a 0.2 s token.
+            jitter = self._rng() * min(self._policy(job).jitter_s, max(decision.wait_s, 0.05))
+            return Deferred(decision.wait_s + jitter, decision.state, decision.reason)
         try:
             receipt = self._publisher.publish(target, job.alert, job.job_id)
         except PublishError as exc:
@@ -127,6 +133,13 @@ class DeliveryService:
     def _failed_attempt(self, job: Job, target: Target, exc: Exception, probe_id: str | None) -> Outcome:
         error_type = classify(exc)
         message = truncate_error(target.redact(f"{type(exc).__name__}: {exc}"))
+        if isinstance(exc, RateLimitedError) and exc.retry_after_s:
+            # The target told us when to come back: pause it for every worker, spend no
+            # retry, and do not count it against the breaker (it is up, only busy).
+            pause_s = min(exc.retry_after_s, self._policy(job).retry_after_max_s)
+            self._breakers.pause(target.name, pause_s)
+            self._breakers.release(target.name, probe_id)
+            return Deferred(pause_s + self._rng() * 0.1, BreakerState.CLOSED, DeferReason.PAUSED)
         if error_type is ErrorType.PERMANENT:
             self._breakers.release(target.name, probe_id)
             return Failed(error_type, message)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from publishing.alert import EnrichedAlert
+from publishing.breaker import RateLimit
 from publishing.errors import ConfigError, UnknownTargetError
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,16 @@ ALLOWED_FORMATS: Mapping[TargetType, frozenset[TargetFormat]] = {
 _KNOWN_KEYS = frozenset(
     {
         "name", "type", "format", "url", "enabled", "headers", "filter", "timeout_s",
-        "routing_key", "api_token", "bearer_token", "basic_auth", "signing_secret",
+        "routing_key", "api_token", "bearer_token", "basic_auth", "signing_secret", "rate_limit",
     }
 )  # fmt: skip
+# The providers' documented limits, applied unless a target sets its own (or ``false``):
+# PagerDuty's Events API takes 120 events a minute per routing key, a Slack incoming
+# webhook one message a second.
+DEFAULT_RATE_LIMITS: Mapping[TargetType, RateLimit] = {
+    TargetType.PAGERDUTY: RateLimit(interval_s=0.5, burst=1),
+    TargetType.SLACK: RateLimit(interval_s=1.0, burst=1),
+}
 _FILTER_KEYS = frozenset({"labels", "labels_regex", "severity", "status"})
 
 
@@ -114,6 +122,7 @@ class Target:
     bearer_token: str | None = None
     basic_auth: BasicAuth | None = None
     signing_secret: str | None = None
+    rate_limit: RateLimit | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value this target holds (for redaction and leak checks)."""
@@ -152,6 +161,7 @@ class Target:
             "headers": {k: (REDACTED if is_secret_header(k) else v) for k, v in self.headers.items()},
             "filter": self.filter.to_dict(),
             "timeout_s": self.timeout_s,
+            "rate_limit": self.rate_limit.describe() if self.rate_limit else None,
         }
         for name in ("routing_key", "api_token", "bearer_token", "signing_secret"):
             if getattr(self, name):
@@ -226,6 +236,30 @@ def parse_filter(raw: Any, where: str) -> TargetFilter:
     )
 
 
+def parse_rate_limit(raw: Any, target_type: TargetType, where: str) -> RateLimit | None:
+    """``{per_s: N}`` or ``{per_min: N}`` with an optional ``burst``; ``false`` for none;
+    absent for the provider's documented default."""
+    if raw is None:
+        return DEFAULT_RATE_LIMITS.get(target_type)
+    if raw is False:
+        return None
+    if (
+        not isinstance(raw, dict)
+        or set(raw) - {"per_s", "per_min", "burst"}
+        or len(set(raw) & {"per_s", "per_min"}) != 1
+    ):
+        raise _fail(where, "rate_limit must be {per_s: N} or {per_min: N} (optionally with burst), or false")
+    per_s = raw["per_s"] if "per_s" in raw else raw["per_min"] / 60 if _positive(raw["per_min"]) else 0
+    burst = raw.get("burst", 1)
+    if not _positive(per_s) or isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+        raise _fail(where, "rate_limit needs a positive rate and a whole burst of at least 1")
+    return RateLimit(interval_s=1 / float(per_s), burst=burst)
+
+
+def _positive(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
+
+
 def parse_target(raw: Any, where: str = "target") -> Target:
     """Validate one target object; errors name the target and never echo a secret."""
     if not isinstance(raw, dict):
@@ -293,6 +327,7 @@ def parse_target(raw: Any, where: str = "target") -> Target:
         bearer_token=_optional_str(raw, "bearer_token", where),
         basic_auth=basic_auth,
         signing_secret=_optional_str(raw, "signing_secret", where),
+        rate_limit=parse_rate_limit(raw.get("rate_limit"), target_type, where),
     )
     if target_type is TargetType.PAGERDUTY and not target.routing_key:
         raise _fail(where, "a pagerduty target needs routing_key")

@@ -21,6 +21,8 @@ from publishing.breaker import (
     BreakerState,
     BreakerStatus,
     Defer,
+    DeferReason,
+    RateLimit,
     Transition,
 )
 from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult
@@ -50,6 +52,8 @@ class _Breaker:
     probes: dict[str, float] = field(default_factory=dict)  # probe id -> lease expiry
     trips: int = 0
     recoveries: int = 0
+    paused_until: float = 0.0
+    tat: float = 0.0  # the rate limiter's theoretical arrival time
 
 
 class InMemoryBreakerStore:
@@ -71,23 +75,38 @@ class InMemoryBreakerStore:
         b.state, b.opened_at, b.successes, b.probes = BreakerState.OPEN, now, 0, {}
         b.trips += 1
 
-    def acquire(self, target: str, config: BreakerConfig, lease_s: float) -> BreakerDecision:
+    def acquire(
+        self, target: str, config: BreakerConfig, lease_s: float, rate: RateLimit | None = None
+    ) -> BreakerDecision:
         with self._lock:
             b, now = self._get(target), self._clock()
-            if b.state is BreakerState.CLOSED:
-                return Admit()
+            if b.paused_until > now:
+                return Defer(b.paused_until - now, b.state, DeferReason.PAUSED)
             if b.state is BreakerState.OPEN:
                 assert b.opened_at is not None
                 reopen_at = b.opened_at + config.open_timeout_s
                 if now < reopen_at:
                     return Defer(reopen_at - now, BreakerState.OPEN)
                 b.state, b.successes, b.probes = BreakerState.HALF_OPEN, 0, {}
-            b.probes = {p: exp for p, exp in b.probes.items() if exp > now}
-            if len(b.probes) >= config.half_open_probes:
-                return Defer(self.HALF_OPEN_RETRY_S, BreakerState.HALF_OPEN)
+            if b.state is BreakerState.HALF_OPEN:
+                b.probes = {p: exp for p, exp in b.probes.items() if exp > now}
+                if len(b.probes) >= config.half_open_probes:
+                    return Defer(self.HALF_OPEN_RETRY_S, BreakerState.HALF_OPEN, DeferReason.PROBE_BUSY)
+            if rate is not None:
+                tat = max(b.tat, now)
+                if tat - now > rate.tolerance_s:
+                    return Defer(tat - now - rate.tolerance_s, b.state, DeferReason.RATE_LIMITED)
+                b.tat = tat + rate.interval_s
+            if b.state is BreakerState.CLOSED:
+                return Admit()
             probe_id = f"probe-{next(self._ids)}"
             b.probes[probe_id] = now + lease_s
             return Admit(probe_id)
+
+    def pause(self, target: str, seconds: float) -> None:
+        with self._lock:
+            b = self._get(target)
+            b.paused_until = max(b.paused_until, self._clock() + seconds)
 
     def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
         with self._lock:

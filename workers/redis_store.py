@@ -19,6 +19,8 @@ from publishing.breaker import (
     BreakerState,
     BreakerStatus,
     Defer,
+    DeferReason,
+    RateLimit,
     Transition,
 )
 from publishing.priority import Priority
@@ -37,28 +39,41 @@ local function open_breaker(now)
 end
 """
 
-# KEYS: breaker hash, probe zset. ARGV: open_timeout_ms, probes, lease_ms, probe_id, retry_ms.
-# Returns {admitted (0|1), probe id or state name, wait_ms}.
+# KEYS: breaker hash, probe zset, pause key, rate-limit key.
+# ARGV: open_timeout_ms, probes, lease_ms, probe_id, retry_ms, interval_ms (0: no limit),
+# tolerance_ms. Returns {admitted (0|1), probe id or defer reason, wait_ms, state}.
+# Nothing is taken (probe slot, token) unless the attempt is admitted.
 _ACQUIRE = (
     _NOW_MS
     + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if state == 'closed' then return {1, '', 0} end
+local paused = redis.call('PTTL', KEYS[3])
+if paused > 0 then return {0, 'paused', paused, state} end
 if state == 'open' then
   local reopen = tonumber(redis.call('HGET', KEYS[1], 'opened_at_ms')) + tonumber(ARGV[1])
-  if now < reopen then return {0, 'open', reopen - now} end
-  redis.call('HSET', KEYS[1], 'state', 'half_open', 'successes', 0)
+  if now < reopen then return {0, 'open', reopen - now, state} end
+  state = 'half_open'
+  redis.call('HSET', KEYS[1], 'state', state, 'successes', 0)
   redis.call('DEL', KEYS[2])
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  local wait = math.min(tonumber(ARGV[5]), tonumber(first[2]) - now)
-  return {0, 'half_open', wait}
+if state == 'half_open' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
+    local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+    return {0, 'half_open', math.min(tonumber(ARGV[5]), tonumber(first[2]) - now), state}
+  end
 end
+local interval = tonumber(ARGV[6])
+if interval > 0 then
+  local tat = math.max(tonumber(redis.call('GET', KEYS[4]) or now), now)
+  local early = tat - now - tonumber(ARGV[7])
+  if early > 0 then return {0, 'rate_limited', early, state} end
+  redis.call('SET', KEYS[4], tat + interval, 'PX', math.ceil(tat + interval - now + tonumber(ARGV[7]) + 1000))
+end
+if state == 'closed' then return {1, '', 0, state} end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 2)
-return {1, ARGV[4], 0}
+return {1, ARGV[4], 0, state}
 """
 )
 
@@ -125,12 +140,14 @@ class RedisBreakerStore:
         self._failure = client.register_script(_FAILURE)
 
     def _keys(self, target: str) -> list[str]:
-        # The hash tag keeps both keys of a target in one cluster slot.
+        # The hash tag keeps every key of a target in one cluster slot.
         base = f"{self._prefix}:breaker:{{{target}}}"
-        return [base, f"{base}:probes"]
+        return [base, f"{base}:probes", f"{base}:pause", f"{base}:rate"]
 
-    def acquire(self, target: str, config: BreakerConfig, lease_s: float) -> BreakerDecision:
-        admitted, detail, wait_ms = self._acquire(
+    def acquire(
+        self, target: str, config: BreakerConfig, lease_s: float, rate: RateLimit | None = None
+    ) -> BreakerDecision:
+        admitted, detail, wait_ms, state = self._acquire(
             keys=self._keys(target),
             args=[
                 int(config.open_timeout_s * 1000),
@@ -138,12 +155,20 @@ class RedisBreakerStore:
                 max(1, int(lease_s * 1000)),
                 uuid.uuid4().hex,
                 int(self.HALF_OPEN_RETRY_S * 1000),
+                int(rate.interval_s * 1000) if rate else 0,
+                int(rate.tolerance_s * 1000) if rate else 0,
             ],
         )
         detail = _text(detail)
         if admitted:
             return Admit(detail or None)
-        return Defer(max(0.0, int(wait_ms) / 1000), _STATES[detail])
+        return Defer(max(0.0, int(wait_ms) / 1000), _STATES[_text(state)], DeferReason(detail))
+
+    def pause(self, target: str, seconds: float) -> None:
+        key = self._keys(target)[2]
+        # Extend a pause, never shorten one another worker set.
+        if int(self._client.pttl(key)) < seconds * 1000:
+            self._client.set(key, "1", px=max(1, int(seconds * 1000)))
 
     def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
         result = self._success(keys=self._keys(target), args=[config.success_threshold, probe_id or ""])
@@ -171,11 +196,11 @@ class RedisBreakerStore:
         )
 
     def reset(self, target: str) -> None:
-        key, probes = self._keys(target)
+        key, probes, pause, _ = self._keys(target)
         pipe = self._client.pipeline()
         pipe.hset(key, mapping={"state": "closed", "failures": 0, "successes": 0})
         pipe.hdel(key, "opened_at_ms")
-        pipe.delete(probes)
+        pipe.delete(probes, pause)
         pipe.execute()
 
 

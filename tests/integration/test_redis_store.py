@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
-from publishing.breaker import Admit, BreakerConfig, BreakerState, Defer, Transition
+from publishing.breaker import Admit, BreakerConfig, BreakerState, Defer, DeferReason, RateLimit, Transition
 from publishing.priority import Priority
 from publishing.tracking import JobQuery, JobSnapshot, JobState
 from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker
@@ -206,3 +206,26 @@ def test_dedup_release_only_drops_the_callers_own_claim(client) -> None:
     assert dedup.claim("k", "job-2", 10) == "job-1"
     dedup.release("k", "job-1")
     assert dedup.claim("k", "job-2", 10) is None
+
+
+def test_the_rate_limit_spaces_attempts_and_takes_no_token_when_deferred(breakers) -> None:
+    rate = RateLimit(interval_s=0.2)
+    assert breakers.acquire("pd", CONFIG, 5, rate) == Admit()
+    second = breakers.acquire("pd", CONFIG, 5, rate)
+    assert isinstance(second, Defer)
+    assert second.reason is DeferReason.RATE_LIMITED
+    assert 0.1 < second.wait_s <= 0.2
+    time.sleep(second.wait_s + 0.01)
+    assert breakers.acquire("pd", CONFIG, 5, rate) == Admit()
+
+
+def test_a_pause_defers_every_attempt_and_reset_lifts_it(breakers) -> None:
+    breakers.pause("pd", 5)
+    decision = breakers.acquire("pd", CONFIG, 5)
+    assert isinstance(decision, Defer)
+    assert decision.reason is DeferReason.PAUSED
+    assert 4 < decision.wait_s <= 5
+    breakers.pause("pd", 1)  # a shorter pause never shortens a longer one
+    assert breakers.acquire("pd", CONFIG, 5).wait_s > 4  # type: ignore[union-attr]
+    breakers.reset("pd")
+    assert breakers.acquire("pd", CONFIG, 5) == Admit()
