@@ -46,6 +46,7 @@ class DeferReason(StrEnum):
     PROBE_BUSY = "half_open"
     RATE_LIMITED = "rate_limited"
     PAUSED = "paused"
+    ORDERING = "ordering"  # a resolve waits for a firing attempt on the wire
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
-from publishing.alert import EnrichedAlert
+from publishing.alert import AlertStatus, EnrichedAlert
 from publishing.breaker import Admit, BreakerConfig, BreakerState, BreakerStore, DeferReason, Transition
 from publishing.classification import ErrorType, classify
 from publishing.dlq import DeadLetter
 from publishing.errors import PublishError, RateLimitedError, UnknownTargetError
 from publishing.job import Job
+from publishing.ordering import Gate, OrderGate
 from publishing.retry import GiveUp, RetryPolicy
 from publishing.targets import Target, TargetRegistry
 from publishing.tracking import truncate_error
@@ -73,7 +74,12 @@ class Failed:
     tripped: bool = False
 
 
-Outcome = Delivered | RetryScheduled | Deferred | Failed
+@dataclass(frozen=True)
+class Superseded:
+    """A firing job whose alert has since been resolved: not sent (``publishing.ordering``)."""
+
+
+Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded
 
 
 class DeliveryService:
@@ -83,6 +89,7 @@ class DeliveryService:
         publisher: Publisher,
         breakers: BreakerStore,
         *,
+        order_gate: OrderGate | None = None,
         retry_policy: Callable[[Job], RetryPolicy],
         breaker_config: BreakerConfig,
         default_timeout_s: float,
@@ -92,6 +99,7 @@ class DeliveryService:
         self._registry = registry
         self._publisher = publisher
         self._breakers = breakers
+        self._gate = order_gate
         self._policy = retry_policy
         self._breaker_config = breaker_config
         self._default_timeout_s = default_timeout_s
@@ -110,9 +118,25 @@ class DeliveryService:
         if job.deferred_since is not None and now - job.deferred_since >= config.max_deferral_s:
             return Failed(ErrorType.TRANSIENT, "circuit open")
         timeout_s = target.timeout_s or self._default_timeout_s
-        decision = self._breakers.acquire(
-            target.name, config, timeout_s + config.probe_lease_margin_s, target.rate_limit
-        )
+        lease_s = timeout_s + config.probe_lease_margin_s
+        firing = job.alert.alert.status is AlertStatus.FIRING
+        if self._gate is not None:
+            gate = self._gate.enter(
+                target.name, job.alert.alert.fingerprint, job.job_id, firing, job.submitted_at, lease_s
+            )
+            if gate.gate is Gate.SUPERSEDED:
+                return Superseded()
+            if gate.gate is Gate.WAIT:
+                return Deferred(gate.wait_s + self._rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
+        try:
+            return self._admitted_attempt(job, target, lease_s)
+        finally:
+            if self._gate is not None and firing:
+                self._gate.leave(target.name, job.alert.alert.fingerprint, job.job_id)
+
+    def _admitted_attempt(self, job: Job, target: Target, lease_s: float) -> Outcome:
+        config = self._breaker_config
+        decision = self._breakers.acquire(target.name, config, lease_s, target.rate_limit)
         if not isinstance(decision, Admit):
             # Jitter spreads the deferred jobs out; never more than the wait itself, so a
             # rate-limited job does not sleep a second for a 0.2 s token.

@@ -9,8 +9,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from publishing.alert import EnrichedAlert, format_time
+from publishing.alert import AlertStatus, EnrichedAlert, format_time
 from publishing.job import Job
+from publishing.ordering import OrderGate
 from publishing.priority import Priority, priority_of
 from publishing.targets import Target, TargetRegistry
 from publishing.tracking import Deduplicator, JobSnapshot, JobState, JobTracker
@@ -73,6 +74,7 @@ class Submitter:
         deduplicator: Deduplicator,
         enqueuer: Enqueuer,
         *,
+        order_gate: OrderGate | None = None,
         dedup_window_s: float,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
@@ -81,6 +83,7 @@ class Submitter:
         self._tracker = tracker
         self._dedup = deduplicator
         self._enqueuer = enqueuer
+        self._gate = order_gate
         self._window_s = dedup_window_s
         self._clock = clock
         self._new_id = new_id
@@ -136,6 +139,8 @@ class Submitter:
         return SubmittedJob(job_id, fingerprint, target.name, priority, duplicate=False)
 
     def _track_and_enqueue(self, job: Job) -> None:
+        if self._gate is not None and job.alert.alert.status is AlertStatus.RESOLVED:
+            self._gate.note_resolved(job.target, job.alert.alert.fingerprint, job.submitted_at)
         self._tracker.record(
             JobSnapshot(
                 id=job.job_id,

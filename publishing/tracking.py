@@ -21,9 +21,10 @@ class JobState(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DLQ = "dlq"
+    SUPERSEDED = "superseded"
 
 
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DLQ})
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DLQ, JobState.SUPERSEDED})
 
 
 @dataclass(frozen=True)

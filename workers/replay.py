@@ -11,13 +11,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from typing import Any
 
 import redis
 from celery import Celery, Task
 
 from publishing.errors import DatabaseUnavailableError
 from publishing.priority import Priority
-from publishing.replay import ReplayRun, Replayer, RunState
+from publishing.replay import Replayer, ReplayRun, RunState
 from workers.enqueue import CeleryEnqueuer
 from workers.routing import REPLAY_BATCH_TASK, queue_for
 from workers.runtime import services_for
@@ -43,6 +44,10 @@ def pending(client: redis.Redis, queue: str) -> int:
     return sum(int(n) for n in pipe.execute())
 
 
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 class RedisReplayRunStore:
     """One hash a run, expiring ``RUN_TTL_S`` after its last update."""
 
@@ -55,8 +60,9 @@ class RedisReplayRunStore:
         return f"{self._prefix}:replay:{run_id}"
 
     def save(self, run: ReplayRun) -> None:
+        record: dict[Any, Any] = dict(run.to_record())
         pipe = self._client.pipeline()
-        pipe.hset(self._key(run.run_id), mapping=run.to_record())
+        pipe.hset(self._key(run.run_id), mapping=record)
         pipe.expire(self._key(run.run_id), self._ttl_s)
         pipe.execute()
 
@@ -64,7 +70,7 @@ class RedisReplayRunStore:
         raw = self._client.hgetall(self._key(run_id))
         if not raw:
             return None
-        return ReplayRun.from_record({k.decode(): v.decode() for k, v in raw.items()})
+        return ReplayRun.from_record({_text(k): _text(v) for k, v in raw.items()})
 
 
 def send_page(app: Celery, run_id: str, page: int, countdown: float | None = None) -> None:
@@ -90,7 +96,7 @@ class CeleryReplayRunner:
         send_page(self._app, run.run_id, run.pages)
 
 
-class ReplayBatchTask(Task):  # type: ignore[misc]
+class ReplayBatchTask(Task):
     acks_late = True
     reject_on_worker_lost = True
     ignore_result = True

@@ -19,7 +19,7 @@ from publishing.publisher import HttpPublisher
 from publishing.retry import RetryPolicy
 from publishing.settings import Settings
 from publishing.targets import TargetRegistry
-from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker
+from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker, RedisOrderGate
 
 
 def redis_client(settings: Settings) -> redis.Redis:
@@ -50,6 +50,7 @@ class Services:
     tracker: RedisJobTracker
     breakers: RedisBreakerStore
     deduplicator: RedisDeduplicator
+    order_gate: RedisOrderGate
     dead_letters: SqlDeadLetterRepository
     delivery: DeliveryService
 
@@ -58,6 +59,7 @@ class Services:
         client = redis_client(settings)
         registry = TargetRegistry.from_path(settings.targets_path, time.monotonic)
         breakers = RedisBreakerStore(client, settings.key_prefix)
+        order_gate = RedisOrderGate(client, prefix=settings.key_prefix, ttl_s=settings.tracking_ttl_s)
         publisher = HttpPublisher(http_session(), default_timeout_s=settings.http_timeout_s)
 
         def policy(job: Job) -> RetryPolicy:
@@ -75,11 +77,13 @@ class Services:
             ),
             breakers=breakers,
             deduplicator=RedisDeduplicator(client, settings.key_prefix),
+            order_gate=order_gate,
             dead_letters=SqlDeadLetterRepository(create_engine_for(settings.database_url)),
             delivery=DeliveryService(
                 registry,
                 publisher,
                 breakers,
+                order_gate=order_gate,
                 retry_policy=policy,
                 breaker_config=settings.breaker,
                 default_timeout_s=settings.http_timeout_s,

@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from publishing.classification import ErrorType
-from publishing.delivery import Deferred, Delivered, Failed, Outcome, RetryScheduled
+from publishing.delivery import Deferred, Delivered, Failed, Outcome, RetryScheduled, Superseded
 from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
@@ -111,6 +111,15 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
             extra=job_context(job, state="succeeded"),
         )
         return JobState.SUCCEEDED.value
+    if isinstance(outcome, Superseded):
+        services.tracker.update(job.job_id, state=JobState.SUPERSEDED, completed_at=time.time())
+        log.info(
+            "job %s to %s superseded: its alert resolved before it was delivered",
+            job.job_id,
+            job.target,
+            extra=job_context(job, state="superseded"),
+        )
+        return JobState.SUPERSEDED.value
     if isinstance(outcome, Deferred):
         services.tracker.update(job.job_id, state=JobState.DEFERRED)
         deferred = job.evolve(deferrals=job.deferrals + 1, deferred_since=job.deferred_since or now)
@@ -208,6 +217,9 @@ def _record_replay(services: Services, job: Job, result: ReplayResult) -> None:
 
 def _observe_attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
     target, priority = job.target, job.priority.value
+    if isinstance(outcome, Superseded):
+        metrics.JOBS_PROCESSED.labels(target, JobState.SUPERSEDED.value).inc()
+        return
     if isinstance(outcome, Deferred):
         metrics.DEFERRALS.labels(target).inc()
         metrics.JOBS_PROCESSED.labels(target, JobState.DEFERRED.value).inc()

@@ -20,7 +20,7 @@ from publishing.tracking import JobSnapshot, JobState
 from tests.support.fleet import WorkerProcess, wait_until, write_targets
 from workers.celery_app import create_celery_app
 from workers.enqueue import CeleryEnqueuer
-from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker
+from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker, RedisOrderGate
 from workers.runtime import redis_client
 
 FAST_RETRIES = {
@@ -91,6 +91,7 @@ class Pipeline:
             self.tracker,
             RedisDeduplicator(self.redis, self.settings.key_prefix),
             CeleryEnqueuer(self.app),
+            order_gate=RedisOrderGate(self.redis, prefix=self.settings.key_prefix, ttl_s=3600),
             dedup_window_s=self.settings.dedup_window_s,
             clock=time.time,
         )
