@@ -80,6 +80,8 @@ class Defer:
     wait_s: float
     state: BreakerState
     reason: DeferReason = DeferReason.BREAKER_OPEN
+    # How long the target has been down (open or half-open since it first tripped).
+    down_for_s: float = 0.0
 
 
 BreakerDecision = Admit | Defer

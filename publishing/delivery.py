@@ -75,11 +75,19 @@ class Failed:
 
 
 @dataclass(frozen=True)
+class Rerouted:
+    """The job's target is down: send it to the fallback target ``via`` instead."""
+
+    via: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Superseded:
     """A firing job whose alert has since been resolved: not sent (``publishing.ordering``)."""
 
 
-Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded
+Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted
 
 
 class DeliveryService:
@@ -107,8 +115,35 @@ class DeliveryService:
         self._rng = rng
 
     def attempt(self, job: Job) -> Outcome:
+        outcome = self._attempt(job)
+        if isinstance(outcome, Failed):
+            via = self._fallback_for(job)
+            if via is not None:
+                return Rerouted(via, outcome.error)
+        return outcome
+
+    def _fallback_for(self, job: Job) -> str | None:
+        """The fallback a job of this priority may take, if its own target names one that is
+        configured and enabled (a job already on a fallback takes no other)."""
+        if job.via is not None:
+            return None
         try:
-            target = self._registry.get(job.target)
+            primary = self._registry.get(job.target)
+        except UnknownTargetError:
+            return None
+        if job.priority.value not in primary.fallback_priorities:
+            return None
+        for name in primary.fallback:
+            try:
+                if self._registry.get(name).enabled:
+                    return name
+            except UnknownTargetError:
+                continue
+        return None
+
+    def _attempt(self, job: Job) -> Outcome:
+        try:
+            target = self._registry.get(job.via or job.target)
         except UnknownTargetError as exc:
             return Failed(ErrorType.PERMANENT, f"{exc}: it is no longer configured")
         if not target.enabled:
@@ -138,6 +173,11 @@ class DeliveryService:
         config = self._breaker_config
         decision = self._breakers.acquire(target.name, config, lease_s, target.rate_limit)
         if not isinstance(decision, Admit):
+            down = decision.reason in (DeferReason.BREAKER_OPEN, DeferReason.PROBE_BUSY)
+            if down and decision.down_for_s >= target.fallback_after_s:
+                via = self._fallback_for(job)
+                if via is not None:
+                    return Rerouted(via, f"{target.name} down for {decision.down_for_s:.0f} s")
             # Jitter spreads the deferred jobs out; never more than the wait itself, so a
             # rate-limited job does not sleep a second for a 0.2 s token.
             jitter = self._rng() * min(self._policy(job).jitter_s, max(decision.wait_s, 0.05))
@@ -199,4 +239,5 @@ class DeliveryService:
             priority=job.priority,
             failed_at=now,
             replayed_from=job.replayed_from,
+            delivered_via=job.via,
         )

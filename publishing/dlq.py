@@ -45,6 +45,8 @@ class DeadLetter:
     replay_result: ReplayResult | None = None
     replay_job_id: str | None = None
     replayed_from: str | None = None
+    # The fallback target the job was last sent to, when its own target was down.
+    delivered_via: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def iso(value: datetime | None) -> str | None:
@@ -71,6 +73,7 @@ class DeadLetter:
             "replay_result": self.replay_result.value if self.replay_result else None,
             "replay_job_id": self.replay_job_id,
             "replayed_from": self.replayed_from,
+            "delivered_via": self.delivered_via,
         }
 
 

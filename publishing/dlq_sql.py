@@ -82,6 +82,7 @@ publishing_dlq = sa.Table(
     sa.Column("replay_result", sa.String(16), nullable=True),
     sa.Column("replay_job_id", sa.Uuid(), nullable=True),
     sa.Column("replayed_from", sa.Uuid(), nullable=True),
+    sa.Column("delivered_via", sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint("id", name="pk_publishing_dlq"),
     sa.CheckConstraint(_in("error_type", ERROR_TYPES), name="ck_publishing_dlq_error_type"),
     sa.CheckConstraint(_in("priority", PRIORITIES), name="ck_publishing_dlq_priority"),
@@ -170,6 +171,7 @@ def _letter(row: RowMapping) -> DeadLetter:
         replay_result=ReplayResult(row["replay_result"]) if row["replay_result"] else None,
         replay_job_id=optional_id(row["replay_job_id"]),
         replayed_from=optional_id(row["replayed_from"]),
+        delivered_via=row["delivered_via"],
     )
 
 
@@ -234,6 +236,7 @@ class SqlDeadLetterRepository:
             "replay_result": letter.replay_result.value if letter.replay_result else None,
             "replay_job_id": uuid.UUID(letter.replay_job_id) if letter.replay_job_id else None,
             "replayed_from": uuid.UUID(letter.replayed_from) if letter.replayed_from else None,
+            "delivered_via": letter.delivered_via,
         }
         # Without them the database's clock fills them in.
         if letter.created_at is not None:

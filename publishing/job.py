@@ -20,6 +20,8 @@ class Job:
     submitted_at: float
     # Set on jobs created by a DLQ replay: the row they came from.
     replayed_from: str | None = None
+    # The fallback target this job is being sent to while its own target is down.
+    via: str | None = None
     # Retries spent (transient and unknown failures); deferrals and DLQ-write retries are
     # Celery retries too but do not count here.
     retries: int = 0
@@ -39,6 +41,7 @@ class Job:
             "alert": self.alert.to_dict(),
             "submitted_at": self.submitted_at,
             "replayed_from": self.replayed_from,
+            "via": self.via,
             "retries": self.retries,
             "last_retry_at": self.last_retry_at,
             "deferrals": self.deferrals,
@@ -55,6 +58,7 @@ class Job:
             alert=EnrichedAlert.from_dict(data["alert"]),
             submitted_at=float(data["submitted_at"]),
             replayed_from=data.get("replayed_from"),
+            via=data.get("via"),
             retries=int(data.get("retries") or 0),
             last_retry_at=data.get("last_retry_at"),
             deferrals=int(data.get("deferrals") or 0),

@@ -53,6 +53,7 @@ _KNOWN_KEYS = frozenset(
     {
         "name", "type", "format", "url", "enabled", "headers", "filter", "timeout_s",
         "routing_key", "api_token", "bearer_token", "basic_auth", "signing_secret", "rate_limit",
+        "fallback", "fallback_after_s", "fallback_priorities",
     }
 )  # fmt: skip
 # The providers' documented limits, applied unless a target sets its own (or ``false``):
@@ -123,6 +124,10 @@ class Target:
     basic_auth: BasicAuth | None = None
     signing_secret: str | None = None
     rate_limit: RateLimit | None = None
+    # Where this target's jobs go while it is down (see ``publishing.delivery``).
+    fallback: tuple[str, ...] = ()
+    fallback_after_s: float = 60.0
+    fallback_priorities: frozenset[str] = frozenset({"high"})
 
     def secrets(self) -> list[str]:
         """Every secret value this target holds (for redaction and leak checks)."""
@@ -162,6 +167,9 @@ class Target:
             "filter": self.filter.to_dict(),
             "timeout_s": self.timeout_s,
             "rate_limit": self.rate_limit.describe() if self.rate_limit else None,
+            "fallback": list(self.fallback),
+            "fallback_after_s": self.fallback_after_s,
+            "fallback_priorities": sorted(self.fallback_priorities),
         }
         for name in ("routing_key", "api_token", "bearer_token", "signing_secret"):
             if getattr(self, name):
@@ -256,6 +264,29 @@ def parse_rate_limit(raw: Any, target_type: TargetType, where: str) -> RateLimit
     return RateLimit(interval_s=1 / float(per_s), burst=burst)
 
 
+def _parse_fallback(raw: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
+    fallback = raw.get("fallback", [])
+    if isinstance(fallback, str):
+        fallback = [fallback]
+    if not isinstance(fallback, list) or not all(
+        isinstance(f, str) and _DNS_LABEL.match(f) for f in fallback
+    ):
+        raise _fail(where, "fallback must be a list of target names")
+    if name in fallback:
+        raise _fail(where, "a target cannot be its own fallback")
+    after = raw.get("fallback_after_s", 60.0)
+    if not _positive(after) and after != 0:
+        raise _fail(where, "fallback_after_s must be a number of seconds >= 0")
+    priorities = raw.get("fallback_priorities", ["high"])
+    if not isinstance(priorities, list) or not set(priorities) <= {"high", "medium", "low"}:
+        raise _fail(where, "fallback_priorities must be a list of high, medium, low")
+    return {
+        "fallback": tuple(fallback),
+        "fallback_after_s": float(after),
+        "fallback_priorities": frozenset(priorities),
+    }
+
+
 def _positive(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
 
@@ -328,6 +359,7 @@ def parse_target(raw: Any, where: str = "target") -> Target:
         basic_auth=basic_auth,
         signing_secret=_optional_str(raw, "signing_secret", where),
         rate_limit=parse_rate_limit(raw.get("rate_limit"), target_type, where),
+        **_parse_fallback(raw, name, where),
     )
     if target_type is TargetType.PAGERDUTY and not target.routing_key:
         raise _fail(where, "a pagerduty target needs routing_key")
@@ -376,6 +408,10 @@ def load_targets(path: Path) -> list[Target]:
         if target.name in seen:
             raise ConfigError(f"target name {target.name!r} is defined twice")
         seen.add(target.name)
+    for target in targets:
+        unknown = [f for f in target.fallback if f not in seen]
+        if unknown:
+            raise ConfigError(f"target {target.name!r}: fallback names unknown targets {unknown}")
     return targets
 
 

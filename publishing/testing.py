@@ -54,6 +54,7 @@ class _Breaker:
     trips: int = 0
     recoveries: int = 0
     paused_until: float = 0.0
+    down_since: float | None = None
     tat: float = 0.0  # the rate limiter's theoretical arrival time
 
 
@@ -74,6 +75,7 @@ class InMemoryBreakerStore:
 
     def _open(self, b: _Breaker, now: float) -> None:
         b.state, b.opened_at, b.successes, b.probes = BreakerState.OPEN, now, 0, {}
+        b.down_since = now if b.down_since is None else b.down_since
         b.trips += 1
 
     def acquire(
@@ -87,12 +89,15 @@ class InMemoryBreakerStore:
                 assert b.opened_at is not None
                 reopen_at = b.opened_at + config.open_timeout_s
                 if now < reopen_at:
-                    return Defer(reopen_at - now, BreakerState.OPEN)
+                    return Defer(reopen_at - now, BreakerState.OPEN, down_for_s=now - (b.down_since or now))
                 b.state, b.successes, b.probes = BreakerState.HALF_OPEN, 0, {}
             if b.state is BreakerState.HALF_OPEN:
                 b.probes = {p: exp for p, exp in b.probes.items() if exp > now}
                 if len(b.probes) >= config.half_open_probes:
-                    return Defer(self.HALF_OPEN_RETRY_S, BreakerState.HALF_OPEN, DeferReason.PROBE_BUSY)
+                    down_for = now - (b.down_since or now)
+                    return Defer(
+                        self.HALF_OPEN_RETRY_S, BreakerState.HALF_OPEN, DeferReason.PROBE_BUSY, down_for
+                    )
             if rate is not None:
                 tat = max(b.tat, now)
                 if tat - now > rate.tolerance_s:
@@ -119,6 +124,7 @@ class InMemoryBreakerStore:
                 b.successes += 1
                 if b.successes >= config.success_threshold:
                     b.state, b.failures, b.successes, b.opened_at = BreakerState.CLOSED, 0, 0, None
+                    b.down_since = None
                     b.recoveries += 1
                     return Transition.RECOVERED
             return Transition.NONE

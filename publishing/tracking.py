@@ -41,6 +41,7 @@ class JobSnapshot:
     submitted_at: float | None = None
     started_at: float | None = None
     completed_at: float | None = None
+    delivered_via: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -67,6 +68,7 @@ class JobSnapshot:
             submitted_at=number("submitted_at"),
             started_at=number("started_at"),
             completed_at=number("completed_at"),
+            delivered_via=data.get("delivered_via") or None,
         )
 
 

@@ -78,6 +78,7 @@ END_TO_END = Histogram(
     buckets=LATENCY_BUCKETS,
 )
 DEFERRALS = Counter(f"{NS}_deferrals_total", "Attempts deferred by an open breaker", ["target"])
+FALLBACKS = Counter(f"{NS}_fallback_reroutes_total", "Jobs sent to a fallback target", ["target", "via"])
 DEDUP_HITS = Counter(f"{NS}_dedup_hits_total", "Submissions answered with an existing job", ["target"])
 UNROUTED = Counter(f"{NS}_unrouted_alerts_total", "Alerts that no target's filter matched")
 

@@ -35,6 +35,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 _OPEN = """
 local function open_breaker(now)
   redis.call('HSET', KEYS[1], 'state', 'open', 'opened_at_ms', now, 'successes', 0, 'failures', 0)
+  redis.call('HSETNX', KEYS[1], 'down_since_ms', now)
   redis.call('HINCRBY', KEYS[1], 'trips', 1)
   redis.call('DEL', KEYS[2])
 end
@@ -48,11 +49,12 @@ _ACQUIRE = (
     _NOW_MS
     + """
 local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
+local down_for = now - tonumber(redis.call('HGET', KEYS[1], 'down_since_ms') or now)
 local paused = redis.call('PTTL', KEYS[3])
-if paused > 0 then return {0, 'paused', paused, state} end
+if paused > 0 then return {0, 'paused', paused, state, down_for} end
 if state == 'open' then
   local reopen = tonumber(redis.call('HGET', KEYS[1], 'opened_at_ms')) + tonumber(ARGV[1])
-  if now < reopen then return {0, 'open', reopen - now, state} end
+  if now < reopen then return {0, 'open', reopen - now, state, down_for} end
   state = 'half_open'
   redis.call('HSET', KEYS[1], 'state', state, 'successes', 0)
   redis.call('DEL', KEYS[2])
@@ -61,20 +63,20 @@ if state == 'half_open' then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[2]) then
     local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {0, 'half_open', math.min(tonumber(ARGV[5]), tonumber(first[2]) - now), state}
+    return {0, 'half_open', math.min(tonumber(ARGV[5]), tonumber(first[2]) - now), state, down_for}
   end
 end
 local interval = tonumber(ARGV[6])
 if interval > 0 then
   local tat = math.max(tonumber(redis.call('GET', KEYS[4]) or now), now)
   local early = tat - now - tonumber(ARGV[7])
-  if early > 0 then return {0, 'rate_limited', early, state} end
+  if early > 0 then return {0, 'rate_limited', early, state, down_for} end
   redis.call('SET', KEYS[4], tat + interval, 'PX', math.ceil(tat + interval - now + tonumber(ARGV[7]) + 1000))
 end
-if state == 'closed' then return {1, '', 0, state} end
+if state == 'closed' then return {1, '', 0, state, 0} end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 2)
-return {1, ARGV[4], 0, state}
+return {1, ARGV[4], 0, state, down_for}
 """
 )
 
@@ -91,7 +93,7 @@ if state == 'half_open' and ARGV[2] ~= '' and redis.call('ZREM', KEYS[2], ARGV[2
   local successes = redis.call('HINCRBY', KEYS[1], 'successes', 1)
   if successes >= tonumber(ARGV[1]) then
     redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0, 'successes', 0)
-    redis.call('HDEL', KEYS[1], 'opened_at_ms')
+    redis.call('HDEL', KEYS[1], 'opened_at_ms', 'down_since_ms')
     redis.call('HINCRBY', KEYS[1], 'recoveries', 1)
     redis.call('DEL', KEYS[2])
     return 2
@@ -148,7 +150,7 @@ class RedisBreakerStore:
     def acquire(
         self, target: str, config: BreakerConfig, lease_s: float, rate: RateLimit | None = None
     ) -> BreakerDecision:
-        admitted, detail, wait_ms, state = self._acquire(
+        admitted, detail, wait_ms, state, down_for_ms = self._acquire(
             keys=self._keys(target),
             args=[
                 int(config.open_timeout_s * 1000),
@@ -163,7 +165,9 @@ class RedisBreakerStore:
         detail = _text(detail)
         if admitted:
             return Admit(detail or None)
-        return Defer(max(0.0, int(wait_ms) / 1000), _STATES[_text(state)], DeferReason(detail))
+        return Defer(
+            max(0.0, int(wait_ms) / 1000), _STATES[_text(state)], DeferReason(detail), int(down_for_ms) / 1000
+        )
 
     def pause(self, target: str, seconds: float) -> None:
         key = self._keys(target)[2]
@@ -200,7 +204,7 @@ class RedisBreakerStore:
         key, probes, pause, _ = self._keys(target)
         pipe = self._client.pipeline()
         pipe.hset(key, mapping={"state": "closed", "failures": 0, "successes": 0})
-        pipe.hdel(key, "opened_at_ms")
+        pipe.hdel(key, "opened_at_ms", "down_since_ms")
         pipe.delete(probes, pause)
         pipe.execute()
 
@@ -258,6 +262,7 @@ _FIELDS = (
     "submitted_at",
     "started_at",
     "completed_at",
+    "delivered_via",
 )
 
 

@@ -17,7 +17,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from publishing.classification import ErrorType
-from publishing.delivery import Deferred, Delivered, Failed, Outcome, RetryScheduled, Superseded
+from publishing.delivery import Deferred, Delivered, Failed, Outcome, Rerouted, RetryScheduled, Superseded
 from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
@@ -111,6 +111,20 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
             extra=job_context(job, state="succeeded"),
         )
         return JobState.SUCCEEDED.value
+    if isinstance(outcome, Rerouted):
+        services.tracker.update(
+            job.job_id, state=JobState.RETRYING, delivered_via=outcome.via, last_error=outcome.reason
+        )
+        log.warning(
+            "job %s: %s is down (%s); sending it to fallback %s",
+            job.job_id,
+            job.target,
+            outcome.reason,
+            outcome.via,
+            extra=job_context(job, state="rerouted"),
+        )
+        rerouted = job.evolve(via=outcome.via, retries=0, deferred_since=None)
+        raise task.retry(countdown=0, kwargs={"message": rerouted.to_message()})
     if isinstance(outcome, Superseded):
         services.tracker.update(job.job_id, state=JobState.SUPERSEDED, completed_at=time.time())
         log.info(
@@ -219,6 +233,9 @@ def _observe_attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
     target, priority = job.target, job.priority.value
     if isinstance(outcome, Superseded):
         metrics.JOBS_PROCESSED.labels(target, JobState.SUPERSEDED.value).inc()
+        return
+    if isinstance(outcome, Rerouted):
+        metrics.FALLBACKS.labels(target, outcome.via).inc()
         return
     if isinstance(outcome, Deferred):
         metrics.DEFERRALS.labels(target).inc()

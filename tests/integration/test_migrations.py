@@ -161,7 +161,8 @@ def test_the_migration_builds_the_model(database_url: str, engine: Engine) -> No
         assert as_built == column.type.compile(dialect=engine.dialect), column.name
 
 
-def test_alembic_has_one_head_at_0001() -> None:
+def test_alembic_has_one_linear_history() -> None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert script.get_heads() == ["0001"]
+    assert script.get_heads() == ["0002"]
+    assert script.get_revision("0002").down_revision == "0001"
     assert script.get_revision("0001").down_revision is None
