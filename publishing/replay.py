@@ -29,6 +29,7 @@ from publishing.errors import (
     UnknownTargetError,
 )
 from publishing.job import Job
+from publishing.ordering import OrderGate
 from publishing.priority import Priority
 from publishing.submission import Enqueuer, Submitter
 from publishing.targets import Target, TargetRegistry
@@ -224,10 +225,12 @@ class Replayer:
         deduplicator: Deduplicator,
         enqueuer: Enqueuer,
         *,
+        order_gate: OrderGate | None = None,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._dead_letters = dead_letters
+        self._order_gate = order_gate
         self._registry = registry
         self._tracker = tracker
         self._deduplicator = deduplicator
@@ -273,6 +276,7 @@ class Replayer:
             self._tracker,
             self._deduplicator,
             self._enqueuer,
+            order_gate=self._order_gate,
             dedup_window_s=0,
             clock=self._clock,
             new_id=lambda: job_id,

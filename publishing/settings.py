@@ -74,6 +74,8 @@ def _retry_policy(environ: Mapping[str, str], prefix: str, base: RetryPolicy) ->
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
+    # With a ``sentinel://h1:26379;sentinel://h2:26379`` REDIS_URL: the monitored master's name.
+    redis_sentinel_master: str = "mymaster"
     database_url: str = DEFAULT_DATABASE_URL
     targets_path: Path | None = None
     api_tokens: Mapping[str, str] = field(default_factory=dict, repr=False)
@@ -87,19 +89,24 @@ class Settings:
     dedup_window_s: float = 300.0
     max_body_bytes: int = 1_048_576
     max_alerts_per_request: int = 1_000
-    # Kombu restores an unacknowledged message after this long; it must outlast every
-    # countdown a worker holds as an ETA message (see ``longest_hold_s``).
-    visibility_timeout_s: float = 900.0
+    # Kombu restores an unacknowledged message after this long: it is how soon a job held by
+    # a worker that died comes back, and it must outlast every countdown a worker holds as an
+    # ETA message. Longer waits (an open breaker, a pause) are held in chunks of
+    # ``max_hold_s``; a retry's backoff must fit in one.
+    visibility_timeout_s: float = 300.0
     key_prefix: str = "publishing"
 
     def retry_policy(self, priority: Priority) -> RetryPolicy:
         return self.retry[priority]
 
-    def longest_hold_s(self) -> float:
-        """The longest countdown any job may wait as an ETA message in a worker."""
-        retry_hold = max(p.longest_countdown_s() for p in self.retry.values())
-        breaker_hold = self.breaker.open_timeout_s + max(p.jitter_s for p in self.retry.values()) + 1
-        return max(retry_hold, breaker_hold)
+    @property
+    def max_hold_s(self) -> float:
+        """The longest countdown a worker holds as an ETA message: half the visibility timeout,
+        so a held message is never restored and delivered twice."""
+        return self.visibility_timeout_s / 2
+
+    def longest_backoff_s(self) -> float:
+        return max(p.max_backoff_s + p.jitter_s for p in self.retry.values())
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -108,6 +115,7 @@ class Settings:
         targets = environ.get("PUBLISHING_TARGETS", "").strip()
         settings = cls(
             redis_url=environ.get("REDIS_URL", "").strip() or DEFAULT_REDIS_URL,
+            redis_sentinel_master=environ.get("PUBLISHING_REDIS_SENTINEL_MASTER", "").strip() or "mymaster",
             database_url=normalise_database_url(
                 environ.get("DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
             ),
@@ -127,14 +135,15 @@ class Settings:
             dedup_window_s=_number(environ, "PUBLISHING_DEDUP_WINDOW_S", 300.0, float, 0),
             max_body_bytes=_number(environ, "PUBLISHING_MAX_BODY_BYTES", 1_048_576, int, 1),
             max_alerts_per_request=_number(environ, "PUBLISHING_MAX_ALERTS_PER_REQUEST", 1_000, int, 1),
-            visibility_timeout_s=_number(environ, "PUBLISHING_VISIBILITY_TIMEOUT_S", 900.0, float, 1),
+            visibility_timeout_s=_number(environ, "PUBLISHING_VISIBILITY_TIMEOUT_S", 300.0, float, 1),
             key_prefix=environ.get("PUBLISHING_KEY_PREFIX", "").strip() or "publishing",
         )
-        hold = settings.longest_hold_s()
-        if settings.visibility_timeout_s < 2 * hold:
+        backoff = settings.longest_backoff_s()
+        if settings.visibility_timeout_s < 2 * backoff:
             raise ConfigError(
                 f"PUBLISHING_VISIBILITY_TIMEOUT_S={settings.visibility_timeout_s:g} is not valid: it must "
-                f"be at least twice the longest countdown a worker holds ({hold:g} s), or a held retry "
-                "would be delivered twice"
+                f"be at least twice the longest retry backoff plus jitter ({backoff:g} s, from "
+                "PUBLISHING_*RETRY_MAX_BACKOFF_S and PUBLISHING_*RETRY_JITTER_S), or a held retry would be "
+                "delivered twice"
             )
         return settings

@@ -125,6 +125,7 @@ def replay_batch(task: ReplayBatchTask, run_id: str, page: int = 0) -> str:
         services.tracker,
         services.deduplicator,
         CeleryEnqueuer(task.app),
+        order_gate=services.order_gate,
         clock=time.time,
     )
     try:

@@ -7,9 +7,12 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
 
 import redis
 import requests
+from redis.sentinel import Sentinel
 from requests.adapters import HTTPAdapter
 
 from publishing.delivery import DeliveryService
@@ -19,17 +22,32 @@ from publishing.publisher import HttpPublisher
 from publishing.retry import RetryPolicy
 from publishing.settings import Settings
 from publishing.targets import TargetRegistry
+from workers.config import is_sentinel
 from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker, RedisOrderGate
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 25,
+    "retry_on_timeout": True,
+}
 
 
 def redis_client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=5,
-        socket_connect_timeout=5,
-        health_check_interval=25,
-        retry_on_timeout=True,
-    )
+    """A client for REDIS_URL; a ``sentinel://`` URL (Celery's form, ``;``-separated) gives a
+    client that follows the master Sentinel names, through failovers."""
+    if not is_sentinel(settings.redis_url):
+        return redis.Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
+    hosts: list[tuple[str, int]] = []
+    db, password = 0, None
+    for part in settings.redis_url.split(";"):
+        parts = urlsplit(part.strip())
+        hosts.append((parts.hostname or "localhost", parts.port or 26379))
+        if parts.path.strip("/").isdigit():
+            db = int(parts.path.strip("/"))
+        password = parts.password or password
+    sentinel = Sentinel(hosts, socket_timeout=2, socket_connect_timeout=2)
+    return sentinel.master_for(settings.redis_sentinel_master, db=db, password=password, **_CLIENT_OPTIONS)
 
 
 def http_session() -> requests.Session:

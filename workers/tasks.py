@@ -13,6 +13,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+import redis
 from celery import Celery, Task
 from celery.exceptions import Reject
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 # A message started this many times for the same attempt is a poison job that kills its
 # worker: it goes to the DLQ instead of around forever.
 MAX_REDELIVERIES = 3
+# While Redis (tracking, breaker) is unreachable, a job asks again after this long.
+REDIS_RETRY_S = 2.0
 # While the database is down, a job that failed for good asks again this often.
 DLQ_WRITE_RETRY_S = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
 
@@ -67,6 +70,10 @@ class PublishTask(Task):
         if isinstance(exc, RetryDue):
             countdown = exc.outcome.delay_s
             kwargs = {"message": exc.next_job.to_message()}
+        if countdown is not None:
+            # Never hold an ETA message past half the visibility timeout: a longer wait (an
+            # open breaker, a pause) comes back early, finds it still waiting, and defers again.
+            countdown = min(countdown, self.app.conf.publishing_settings.max_hold_s)
         try:
             return super().retry(
                 args=args, kwargs=kwargs, exc=exc, throw=throw, eta=eta, countdown=countdown, **options
@@ -87,6 +94,22 @@ def _attempt_key(job: Job) -> str:
 def publish(task: PublishTask, message: dict[str, Any]) -> str:
     job = Job.from_message(message)
     services = services_for(task.app.conf.publishing_settings)
+    try:
+        return _publish(task, services, job)
+    except redis.RedisError as exc:
+        # Tracking or the breaker is unreachable (a failover, a blip). Celery would record a
+        # failure and acknowledge the message; retry the same job instead, spending nothing.
+        log.warning(
+            "job %s: Redis unavailable (%s); trying again in %.0f s",
+            job.job_id,
+            type(exc).__name__,
+            REDIS_RETRY_S,
+            extra=job_context(job),
+        )
+        raise task.retry(countdown=REDIS_RETRY_S, kwargs={"message": message}) from None
+
+
+def _publish(task: PublishTask, services: Services, job: Job) -> str:
     now = time.time()
     if job.dead_letter is not None:
         return _write_dead_letter(task, services, job)

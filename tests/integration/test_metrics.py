@@ -140,7 +140,9 @@ def test_every_original_metric_is_observed(fresh_redis: str, dlq_database_url: s
         assert value(found, "end_to_end_latency_seconds_count", priority="high", target="ok") == 1
         assert value(found, "deferrals_total", target="down") >= 1
         for name in ORIGINAL_17:
-            assert any(n.startswith(f"{metrics.NS}_{name}") for n, _ in {**before, **found, **fleet_found}), name
+            assert any(n.startswith(f"{metrics.NS}_{name}") for n, _ in {**before, **found, **fleet_found}), (
+                name
+            )
 
         promtool = shutil.which("promtool")
         if promtool is None and os.environ.get("CI"):

@@ -80,10 +80,11 @@ class PrivatePostgres:
 class PrivateRedis:
     """``redis-server`` on its own port, optionally with an append-only file."""
 
-    def __init__(self, *, appendonly: bool = True) -> None:
+    def __init__(self, *, appendonly: bool = True, extra: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="redis-private-"))
         self.appendonly = appendonly
+        self.extra = extra
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -98,7 +99,7 @@ class PrivateRedis:
             [
                 str(binary), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no",
-                "--appendfsync", "always", "--maxmemory-policy", "noeviction",
+                "--appendfsync", "always", "--maxmemory-policy", "noeviction", *self.extra,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -122,4 +123,37 @@ class PrivateRedis:
 
     def destroy(self) -> None:
         self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivateSentinel:
+    """One ``redis-server --sentinel`` watching ``master`` as ``mymaster``."""
+
+    def __init__(self, master_port: int, quorum: int = 2) -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="sentinel-private-"))
+        self.config = self.dir / "sentinel.conf"
+        self.config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.dir}\n"
+            f"sentinel monitor mymaster 127.0.0.1 {master_port} {quorum}\n"
+            "sentinel down-after-milliseconds mymaster 1000\n"
+            "sentinel failover-timeout mymaster 4000\n"
+            "sentinel parallel-syncs mymaster 1\n"
+        )
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            missing("redis-server", FileNotFoundError("redis-server"))
+        self.process = subprocess.Popen(
+            [str(binary), str(self.config), "--sentinel"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def destroy(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -180,19 +180,18 @@ def test_settings_repr_hides_the_tokens() -> None:
 @pytest.mark.parametrize(
     "environ",
     [
-        pytest.param({"PUBLISHING_VISIBILITY_TIMEOUT_S": "500"}, id="shorter-than-twice-retry-after-cap"),
-        pytest.param({"PUBLISHING_LOW_RETRY_AFTER_MAX_S": "600"}, id="per-priority-countdown-too-long"),
-        pytest.param({"PUBLISHING_RETRY_MAX_BACKOFF_S": "450"}, id="backoff-cap-too-long"),
-        pytest.param({"PUBLISHING_BREAKER_OPEN_TIMEOUT_S": "500"}, id="breaker-deferral-too-long"),
+        pytest.param({"PUBLISHING_VISIBILITY_TIMEOUT_S": "100"}, id="shorter-than-twice-the-backoff-cap"),
+        pytest.param({"PUBLISHING_LOW_RETRY_MAX_BACKOFF_S": "200"}, id="per-priority-backoff-too-long"),
+        pytest.param({"PUBLISHING_RETRY_MAX_BACKOFF_S": "150"}, id="backoff-cap-too-long"),
     ],
 )
-def test_visibility_timeout_must_outlast_twice_the_longest_countdown(environ: dict[str, str]) -> None:
+def test_visibility_timeout_must_outlast_twice_the_longest_backoff(environ: dict[str, str]) -> None:
     with pytest.raises(ConfigError) as caught:
         settings(**environ)
     assert "PUBLISHING_VISIBILITY_TIMEOUT_S" in str(caught.value)
 
 
-def test_visibility_timeout_of_exactly_twice_the_longest_countdown_is_accepted() -> None:
-    s = settings(PUBLISHING_VISIBILITY_TIMEOUT_S="600")  # default longest countdown: 300 s
-    assert s.visibility_timeout_s == 600
-    assert s.longest_hold_s() == 300
+def test_visibility_timeout_of_exactly_twice_the_longest_backoff_is_accepted() -> None:
+    s = settings(PUBLISHING_VISIBILITY_TIMEOUT_S="122")  # default backoff cap 60 s + jitter 1 s
+    assert s.visibility_timeout_s == 122
+    assert s.max_hold_s == 61
