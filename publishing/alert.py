@@ -114,8 +114,11 @@ def parse_time(value: str) -> datetime:
     day, clock, fraction, zone = match.groups()
     fraction = (fraction or "")[:7]  # a dot and at most microseconds
     zone = "+00:00" if zone in ("Z", "z") else zone
-    parsed = datetime.fromisoformat(f"{day}T{clock}{fraction}{zone}")
-    return parsed.astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(f"{day}T{clock}{fraction}{zone}")
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{value!r} is out of range") from None
 
 
 def derive_fingerprint(labels: Mapping[str, str]) -> str:
@@ -178,6 +181,8 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
     annotations = _string_map(raw.get("annotations"), f"{path}.annotations", problems)
     name_key = "alert_name" if snake else None
     alert_name = labels.get("alertname") or (raw.get(name_key) if name_key else None)
+    if name_key and raw.get(name_key) is not None and not isinstance(raw.get(name_key), str):
+        problems.add(f"{path}.{name_key}", "must be a string")
     if not labels.get("alertname"):
         if snake and isinstance(alert_name, str) and alert_name:
             labels["alertname"] = alert_name
@@ -190,7 +195,8 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
     ends_at = _time(raw.get(ends_key), f"{path}.{ends_key}", problems, required=False)
     if starts_at and ends_at and ends_at < starts_at:
         problems.add(f"{path}.{ends_key}", f"may not precede {starts_key}")
-    generator_url = raw.get(url_key) or ""
+    generator_url = raw.get(url_key)
+    generator_url = "" if generator_url is None else generator_url
     if not isinstance(generator_url, str):
         problems.add(f"{path}.{url_key}", "must be a string")
     fingerprint = raw.get("fingerprint")
@@ -218,15 +224,17 @@ def _classification(raw: Any, path: str, problems: _Problems) -> Classification 
         return None
     start = len(problems.items)
     severity = raw.get("severity")
-    if severity not in {s.value for s in Severity}:
+    if not isinstance(severity, str) or severity not in {s.value for s in Severity}:
         problems.add(f"{path}.severity", f"must be one of critical|warning|info|noise, got {severity!r}")
     confidence = raw.get("confidence", 0.0)
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
         problems.add(f"{path}.confidence", "must be a number from 0 to 1")
-    reasoning = raw.get("reasoning") or ""
+    reasoning = raw.get("reasoning")
+    reasoning = "" if reasoning is None else reasoning
     if not isinstance(reasoning, str):
         problems.add(f"{path}.reasoning", "must be a string")
-    recommendations = raw.get("recommendations") or []
+    recommendations = raw.get("recommendations")
+    recommendations = [] if recommendations is None else recommendations
     if not isinstance(recommendations, list) or not all(isinstance(r, str) for r in recommendations):
         problems.add(f"{path}.recommendations", "must be a list of strings")
     if len(problems.items) > start:
@@ -282,7 +290,8 @@ def parse_enriched(payload: Any, *, max_alerts: int | None = None) -> list[Enric
         alert = _alert(item["alert"], f"{path}.alert" if prefix else "alert", problems, snake=True)
         cpath = f"{path}.classification" if prefix else "classification"
         classification = _classification(item.get("classification"), cpath, problems)
-        metadata = item.get("enrichment_metadata") or {}
+        metadata = item.get("enrichment_metadata")
+        metadata = {} if metadata is None else metadata
         if not isinstance(metadata, dict):
             problems.add(
                 f"{path}.enrichment_metadata" if prefix else "enrichment_metadata",

@@ -20,6 +20,7 @@ from publishing.errors import PublishError, RateLimitedError, UnknownTargetError
 from publishing.job import Job
 from publishing.ordering import Gate, OrderGate
 from publishing.retry import GiveUp, RetryPolicy
+from publishing.target_health import HealthEvent
 from publishing.targets import Target, TargetRegistry
 from publishing.tracking import truncate_error
 
@@ -88,6 +89,20 @@ class Superseded:
 
 
 Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted
+
+
+def health_events(outcome: Outcome) -> tuple[list[HealthEvent], str | None]:
+    """What an attempt's outcome tells about its target's health, and the error to show."""
+    if isinstance(outcome, Delivered):
+        return [HealthEvent.SUCCESS, *([HealthEvent.RECOVERED] if outcome.recovered else [])], None
+    if isinstance(outcome, RetryScheduled | Failed):
+        return [HealthEvent.FAILURE, *([HealthEvent.TRIPPED] if outcome.tripped else [])], outcome.error
+    if isinstance(outcome, Deferred):
+        kinds = {DeferReason.PAUSED: HealthEvent.PAUSED, DeferReason.RATE_LIMITED: HealthEvent.RATE_LIMITED}
+        return [kinds.get(outcome.reason, HealthEvent.DEFERRED)], None
+    if isinstance(outcome, Rerouted):
+        return [HealthEvent.FALLBACK], None
+    return [], None
 
 
 class DeliveryService:

@@ -129,6 +129,12 @@ class DeadLetterRepository(Protocol):
         already was, ``NotFoundError`` when there is no such row."""
         ...
 
+    def release_claim(self, letter_id: str, replay_job_id: str, now: datetime) -> None:
+        """Undo a claim whose job never reached the broker: the row is unreplayed again (with
+        ``replay_result = skipped`` saying so) and can be replayed later. A claim made for
+        another job is left alone."""
+        ...
+
     def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None: ...
 
     def set_replay_result_by_job(self, replay_job_id: str, result: ReplayResult, now: datetime) -> None:

@@ -304,6 +304,22 @@ class SqlDeadLetterRepository:
             )
         return letter
 
+    def release_claim(self, letter_id: str, replay_job_id: str, now: datetime) -> None:
+        c = publishing_dlq.c
+        stmt = (
+            sa.update(publishing_dlq)
+            .where(c.id == _key(letter_id), c.replay_job_id == uuid.UUID(replay_job_id))
+            .values(
+                replayed=False,
+                replayed_at=None,
+                replay_job_id=None,
+                replay_result=ReplayResult.SKIPPED.value,
+                updated_at=now,
+            )
+        )
+        with self._begin() as conn:
+            conn.execute(stmt)
+
     def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None:
         """Raises ``NotFoundError`` when there is no such row."""
         key = _key(letter_id)

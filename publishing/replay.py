@@ -2,9 +2,9 @@
 pages as a run whose progress is a value the caller stores. The broker and the progress
 store are handed in; ``workers.replay`` runs the pages in the background.
 
-If the job cannot be enqueued after its row was claimed, the row keeps its claim and gets
-``replay_result = skipped`` (and the tracked job is marked failed), so it is visible and never
-silently lost; the caller answers 503 and the operator can find it with ``replayed=true``.
+If the job cannot be enqueued after its row was claimed, the claim is released: the row is
+unreplayed again with ``replay_result = skipped`` (and the tracked job is marked failed), so
+it can simply be replayed once the broker is back; the caller answers 503.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from publishing.alert import EnrichedAlert
 from publishing.classification import ErrorType
-from publishing.dlq import MAX_PAGE, DeadLetter, DeadLetterRepository, DLQFilter, ReplayResult
+from publishing.dlq import MAX_PAGE, DeadLetter, DeadLetterRepository, DLQFilter
 from publishing.errors import (
     AlreadyReplayedError,
     InvalidAlertError,
@@ -53,15 +53,15 @@ class ReplayRefusedError(PublishingError):
 
 
 class ReplayEnqueueError(PublishingError):
-    """The replayed job could not be handed to the broker after its row was claimed; the row
-    is marked ``replay_result = skipped``."""
+    """The replayed job could not be handed to the broker after its row was claimed; the claim
+    was released and the row marked ``replay_result = skipped``."""
 
     def __init__(self, dead_letter_id: str, job_id: str) -> None:
         self.dead_letter_id = dead_letter_id
         self.job_id = job_id
         super().__init__(
             f"dead letter {dead_letter_id} was claimed but its job {job_id} could not be enqueued; "
-            "the row is marked replay_result=skipped"
+            "the row is replayable again (replay_result=skipped)"
         )
 
 
@@ -230,13 +230,21 @@ class Replayer:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._dead_letters = dead_letters
-        self._order_gate = order_gate
         self._registry = registry
         self._tracker = tracker
-        self._deduplicator = deduplicator
-        self._enqueuer = enqueuer
         self._clock = clock
         self._new_id = new_id
+        # Replays are never de-duplicated: an operator asking twice means it.
+        self._submitter = Submitter(
+            registry,
+            tracker,
+            deduplicator,
+            enqueuer,
+            order_gate=order_gate,
+            dedup_window_s=0,
+            clock=clock,
+            new_id=new_id,
+        )
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
@@ -269,35 +277,23 @@ class Replayer:
         enriched, target = self._prepare(letter)
         job_id = self._new_id()
         self._dead_letters.claim_for_replay(letter.id, job_id, self._now())
-        # ``submit_job`` names the job from its submitter's id source; the job must carry the
-        # id the row was claimed with, so this replay gets a submitter whose id is that one.
-        submitter = Submitter(
-            self._registry,
-            self._tracker,
-            self._deduplicator,
-            self._enqueuer,
-            order_gate=self._order_gate,
-            dedup_window_s=0,
-            clock=self._clock,
-            new_id=lambda: job_id,
-        )
         try:
-            return submitter.submit_job(enriched, target, replayed_from=letter.id)
+            return self._submitter.submit_job(enriched, target, replayed_from=letter.id, job_id=job_id)
         except Exception as exc:
             self._abandon(letter.id, job_id, exc)
             raise ReplayEnqueueError(letter.id, job_id) from exc
 
     def _abandon(self, letter_id: str, job_id: str, exc: Exception) -> None:
         log.warning(
-            "replay of dead letter %s: job %s could not be enqueued (%s); marking the row skipped",
+            "replay of dead letter %s: job %s could not be enqueued (%s); releasing the claim",
             letter_id,
             job_id,
             type(exc).__name__,
         )
         try:
-            self._dead_letters.set_replay_result(letter_id, ReplayResult.SKIPPED, self._now())
+            self._dead_letters.release_claim(letter_id, job_id, self._now())
         except PublishingError:
-            log.error("could not mark dead letter %s replay_result=skipped", letter_id)
+            log.error("could not release the replay claim on dead letter %s", letter_id)
         try:
             self._tracker.update(
                 job_id, state=JobState.FAILED, last_error="the replayed job could not be enqueued"

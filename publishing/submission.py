@@ -109,10 +109,17 @@ class Submitter:
                 result.jobs.append(self._submit_one(enriched, target))
         return result
 
-    def submit_job(self, enriched: EnrichedAlert, target: Target, *, replayed_from: str | None = None) -> Job:
+    def submit_job(
+        self,
+        enriched: EnrichedAlert,
+        target: Target,
+        *,
+        replayed_from: str | None = None,
+        job_id: str | None = None,
+    ) -> Job:
         """Enqueue one job without de-duplication (replays and test alerts)."""
         job = Job(
-            job_id=self._new_id(),
+            job_id=job_id or self._new_id(),
             target=target.name,
             priority=priority_of(enriched),
             alert=enriched,

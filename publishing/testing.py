@@ -28,6 +28,7 @@ from publishing.breaker import (
 from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult
 from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError
 from publishing.ordering import Gate, GateDecision
+from publishing.target_health import HealthEvent, TargetHealth
 from publishing.tracking import JobQuery, JobSnapshot, JobState
 
 
@@ -246,6 +247,26 @@ class InMemoryOrderGate:
             del self._inflight[(target, fingerprint)]
 
 
+class InMemoryTargetHealth:
+    def __init__(self) -> None:
+        self._health: dict[str, TargetHealth] = {}
+
+    def record(self, target: str, events: list[HealthEvent], at: float, error: str | None = None) -> None:
+        h = self._health.setdefault(target, TargetHealth(target))
+        for event in events:
+            h.counts[event.value] = h.counts.get(event.value, 0) + 1
+            if event is HealthEvent.SUCCESS:
+                h = replace(h, last_success_at=at)
+            elif event is HealthEvent.FAILURE:
+                h = replace(h, last_failure_at=at, last_error=error)
+            elif event in (HealthEvent.TRIPPED, HealthEvent.RECOVERED):
+                h.breaker_history.insert(0, {"event": event.value, "at": at})
+        self._health[target] = h
+
+    def get(self, target: str) -> TargetHealth:
+        return self._health.get(target, TargetHealth(target))
+
+
 class RecordingEnqueuer:
     """Collects the jobs a submission would send to the broker."""
 
@@ -362,6 +383,20 @@ class InMemoryDeadLetterRepository:
             )
             self._letters[letter.id] = claimed
             return claimed
+
+    def release_claim(self, letter_id: str, replay_job_id: str, now: datetime) -> None:
+        self._check()
+        with self._lock:
+            letter = self._find(letter_id)
+            if letter.replay_job_id == _canonical_id(replay_job_id):
+                self._letters[letter.id] = replace(
+                    letter,
+                    replayed=False,
+                    replayed_at=None,
+                    replay_job_id=None,
+                    replay_result=ReplayResult.SKIPPED,
+                    updated_at=_utc(now),
+                )
 
     def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None:
         self._check()

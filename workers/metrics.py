@@ -8,15 +8,13 @@ entry point sets before this module is imported.
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -24,10 +22,10 @@ from prometheus_client.registry import Collector
 from publishing.breaker import BreakerStore
 from publishing.dlq import DeadLetterRepository
 from publishing.errors import DatabaseUnavailableError
-from publishing.priority import Priority
 from publishing.submission import SubmissionResult
 from publishing.targets import TargetRegistry
 from publishing.tracking import JobTracker
+from workers.queues import queue_depths
 
 log = logging.getLogger(__name__)
 
@@ -89,36 +87,6 @@ def attempt_label(attempt: int) -> str:
     return str(attempt) if attempt < MAX_ATTEMPT_LABEL else f"{MAX_ATTEMPT_LABEL}+"
 
 
-def queue_lists(queue: str) -> list[str]:
-    """The Redis lists kombu may use for a queue: the queue itself and its priority lists."""
-    return [queue] + [f"{queue}\x06\x16{step}" for step in (3, 6, 9)]
-
-
-def queue_depths(client: redis.Redis) -> dict[str, int]:
-    pipe = client.pipeline(transaction=False)
-    for priority in Priority:
-        for name in queue_lists(priority.value):
-            pipe.llen(name)
-    counts = iter(pipe.execute())
-    return {p.value: sum(int(next(counts)) for _ in range(4)) for p in Priority}
-
-
-def oldest_pending_age_s(client: redis.Redis, queue: str, now: float) -> float:
-    """Age of the message kombu will hand out last (the list's tail is the oldest)."""
-    raw = client.lindex(queue, -1)
-    if raw is None:
-        return 0.0
-    try:
-        envelope = json.loads(raw)
-        body = envelope["body"]
-        if envelope.get("properties", {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        _, kwargs, _ = json.loads(body)
-        return max(0.0, now - float(kwargs["message"]["submitted_at"]))
-    except (ValueError, KeyError, TypeError):
-        return 0.0
-
-
 class FleetCollector(Collector):
     """Gauges read at scrape time from Redis and the database, so every replica reports the
     fleet's truth rather than its own view."""
@@ -155,8 +123,7 @@ class FleetCollector(Collector):
         yield from self._dlq()
 
     def _queues(self) -> Iterator[Metric]:
-        depths = queue_depths(self._client)
-        now = self._clock()
+        depths = queue_depths(self._client, with_age=True, now=self._clock())
         size = GaugeMetricFamily(f"{NS}_queue_size", "Jobs waiting in each queue", labels=["priority"])
         util = GaugeMetricFamily(
             f"{NS}_queue_capacity_utilization", "Queue depth over the nominal capacity", labels=["priority"]
@@ -166,10 +133,10 @@ class FleetCollector(Collector):
             "Age of the oldest job waiting in each queue",
             labels=["priority"],
         )
-        for priority, depth in depths.items():
-            size.add_metric([priority], depth)
-            util.add_metric([priority], depth / self._capacity)
-            age.add_metric([priority], oldest_pending_age_s(self._client, priority, now))
+        for queue in depths:
+            size.add_metric([queue.queue], queue.depth)
+            util.add_metric([queue.queue], queue.depth / self._capacity)
+            age.add_metric([queue.queue], queue.oldest_age_s or 0.0)
         yield from (size, util, age)
 
     def _breaker_metrics(self) -> Iterator[Metric]:
@@ -242,8 +209,9 @@ class RetrySuccessRate(Collector):
 
 
 def process_registry() -> CollectorRegistry:
-    """What this process (and, in multiprocess mode, its siblings) observed."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    """What this process (and, in multiprocess mode, its siblings) observed. The mode is the
+    one prometheus_client chose when it was imported, whatever the environment says now."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR") and values.ValueClass is not values.MutexValue:
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
         return registry

@@ -115,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     api_port, flower_port = free_port(args.api_port), free_port(args.flower_port)
     celery = [sys.executable, "-m", "celery", "-A", "workers.main"]
     processes = {
-        "api": [sys.executable, "-m", "gunicorn", "api.wsgi:app", "-b", f"127.0.0.1:{api_port}", "-w", "2",
-                "--graceful-timeout", "20"],
+        "api": [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "2"],
         "worker-high": [*celery, "worker", "-Q", "high", "-c", "2", "-n", "high@%h", "--without-gossip"],
         "worker": [*celery, "worker", "-Q", "high,medium,low", "-c", "4", "-n", "general@%h", "--without-gossip"],
         "flower": [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1", "--max_tasks=10000"],

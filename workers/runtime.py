@@ -23,7 +23,13 @@ from publishing.retry import RetryPolicy
 from publishing.settings import Settings
 from publishing.targets import TargetRegistry
 from workers.config import is_sentinel
-from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker, RedisOrderGate
+from workers.redis_store import (
+    RedisBreakerStore,
+    RedisDeduplicator,
+    RedisJobTracker,
+    RedisOrderGate,
+    RedisTargetHealth,
+)
 
 _CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 5,
@@ -69,6 +75,7 @@ class Services:
     breakers: RedisBreakerStore
     deduplicator: RedisDeduplicator
     order_gate: RedisOrderGate
+    health: RedisTargetHealth
     dead_letters: SqlDeadLetterRepository
     delivery: DeliveryService
 
@@ -96,6 +103,7 @@ class Services:
             breakers=breakers,
             deduplicator=RedisDeduplicator(client, settings.key_prefix),
             order_gate=order_gate,
+            health=RedisTargetHealth(client, settings.key_prefix),
             dead_letters=SqlDeadLetterRepository(create_engine_for(settings.database_url)),
             delivery=DeliveryService(
                 registry,

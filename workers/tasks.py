@@ -18,7 +18,16 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from publishing.classification import ErrorType
-from publishing.delivery import Deferred, Delivered, Failed, Outcome, Rerouted, RetryScheduled, Superseded
+from publishing.delivery import (
+    Deferred,
+    Delivered,
+    Failed,
+    Outcome,
+    Rerouted,
+    RetryScheduled,
+    Superseded,
+    health_events,
+)
 from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
@@ -123,7 +132,7 @@ def _publish(task: PublishTask, services: Services, job: Job) -> str:
     outcome = services.delivery.attempt(job)
     _observe_attempt(job, outcome, time.time() - now)
     if isinstance(outcome, Delivered):
-        services.tracker.update(job.job_id, state=JobState.SUCCEEDED, completed_at=time.time())
+        _settle(services, job, outcome, state=JobState.SUCCEEDED, completed_at=time.time())
         if job.replayed_from:
             _record_replay(services, job, ReplayResult.SUCCESS)
         log.info(
@@ -135,8 +144,13 @@ def _publish(task: PublishTask, services: Services, job: Job) -> str:
         )
         return JobState.SUCCEEDED.value
     if isinstance(outcome, Rerouted):
-        services.tracker.update(
-            job.job_id, state=JobState.RETRYING, delivered_via=outcome.via, last_error=outcome.reason
+        _settle(
+            services,
+            job,
+            outcome,
+            state=JobState.RETRYING,
+            delivered_via=outcome.via,
+            last_error=outcome.reason,
         )
         log.warning(
             "job %s: %s is down (%s); sending it to fallback %s",
@@ -149,7 +163,7 @@ def _publish(task: PublishTask, services: Services, job: Job) -> str:
         rerouted = job.evolve(via=outcome.via, retries=0, deferred_since=None)
         raise task.retry(countdown=0, kwargs={"message": rerouted.to_message()})
     if isinstance(outcome, Superseded):
-        services.tracker.update(job.job_id, state=JobState.SUPERSEDED, completed_at=time.time())
+        _settle(services, job, outcome, state=JobState.SUPERSEDED, completed_at=time.time())
         log.info(
             "job %s to %s superseded: its alert resolved before it was delivered",
             job.job_id,
@@ -158,12 +172,14 @@ def _publish(task: PublishTask, services: Services, job: Job) -> str:
         )
         return JobState.SUPERSEDED.value
     if isinstance(outcome, Deferred):
-        services.tracker.update(job.job_id, state=JobState.DEFERRED)
+        _settle(services, job, outcome, state=JobState.DEFERRED)
         deferred = job.evolve(deferrals=job.deferrals + 1, deferred_since=job.deferred_since or now)
         raise task.retry(countdown=outcome.delay_s, kwargs={"message": deferred.to_message()})
     if isinstance(outcome, RetryScheduled):
-        services.tracker.update(
-            job.job_id,
+        _settle(
+            services,
+            job,
+            outcome,
             state=JobState.RETRYING,
             retry_count=job.retries + 1,
             error_type=outcome.error_type,
@@ -182,9 +198,21 @@ def _publish(task: PublishTask, services: Services, job: Job) -> str:
     return _fail(task, services, job, outcome)
 
 
+def _settle(services: Services, job: Job, outcome: Outcome, **fields: Any) -> None:
+    """Record an attempt's outcome, in one round trip: the job's tracking fields and what the
+    outcome says about its target's health."""
+    events, error = health_events(outcome)
+    pipe = services.redis.pipeline(transaction=False)
+    services.tracker.update(job.job_id, client=pipe, **fields)
+    services.health.record(job.via or job.target, events, time.time(), error, client=pipe)
+    pipe.execute()
+
+
 def _fail(task: PublishTask, services: Services, job: Job, failed: Failed) -> str:
-    services.tracker.update(
-        job.job_id,
+    _settle(
+        services,
+        job,
+        failed,
         state=JobState.FAILED,
         retry_count=job.retries,
         error_type=failed.error_type,

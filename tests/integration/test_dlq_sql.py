@@ -219,6 +219,22 @@ def test_a_row_is_claimed_for_replay_once(repo: SqlDeadLetterRepository) -> None
     assert repo.get(letter.id).replay_job_id == first_job
 
 
+def test_a_released_claim_makes_the_row_replayable_again(repo: SqlDeadLetterRepository) -> None:
+    letter = make_letter()
+    repo.write(letter)
+    lost_job, other_job, next_job = (str(uuid.uuid4()) for _ in range(3))
+    repo.claim_for_replay(letter.id, lost_job, NOW)
+
+    repo.release_claim(letter.id, other_job, NOW)  # someone else's claim: left alone
+    assert repo.get(letter.id).replay_job_id == lost_job
+    repo.release_claim(letter.id, lost_job, NOW)
+
+    released = repo.get(letter.id)
+    assert (released.replayed, released.replay_job_id, released.replayed_at) == (False, None, None)
+    assert released.replay_result is ReplayResult.SKIPPED
+    assert repo.claim_for_replay(letter.id, next_job, NOW).replay_job_id == next_job
+
+
 @pytest.mark.parametrize("letter_id", [str(uuid.uuid4()), "not-a-uuid"])
 def test_claiming_an_unknown_row_is_not_found(repo: SqlDeadLetterRepository, letter_id: str) -> None:
     with pytest.raises(NotFoundError):

@@ -82,7 +82,13 @@ def test_jobs_survive_a_sentinel_failover(sentinel_set, dlq_database_url: str, t
                 dead = {row.job_id for row in pipeline.dlq_rows()}
                 return set(submitted) <= delivered | dead
 
-            wait_until(settled, 90, 0.5)
+            try:
+                wait_until(settled, 60, 0.5)
+            except AssertionError:
+                delivered = {r.headers["Idempotency-Key"] for r in hook.received}
+                missing = sorted(set(submitted) - delivered)
+                states = {m: pipeline.tracker.get(m) for m in missing}
+                raise AssertionError(f"not delivered: {missing} {states}") from None
             for job_id in submitted:
                 assert pipeline.job(job_id).state in (JobState.SUCCEEDED, JobState.DLQ, JobState.PROCESSING)
         finally:

@@ -1,0 +1,126 @@
+"""Bearer tokens to roles (SPEC §9.1): reader < operator < admin. Without any token the API
+trusts only loopback callers and refuses every other address.
+
+Tokens are compared in constant time against every configured token (no early exit), over
+their SHA-256 digests so that not even a token's length shows in the timing.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping
+from enum import IntEnum
+from typing import Any, TypeVar, cast
+
+from flask import Flask, current_app, request
+
+from api.errors import ApiError
+from api.params import check_query
+
+log = logging.getLogger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXTENSION = "publishing.auth"
+
+
+class Role(IntEnum):
+    READER = 1
+    OPERATOR = 2
+    ADMIN = 3
+
+
+def _digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+class TokenTable:
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        self._entries = [(_digest(token), Role[role.upper()]) for token, role in tokens.items()]
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def role_of(self, candidate: str) -> Role | None:
+        given = _digest(candidate)
+        found: Role | None = None
+        for digest, role in self._entries:
+            if hmac.compare_digest(given, digest):
+                found = role
+        return found
+
+
+def is_loopback(address: str | None) -> bool:
+    """A loopback IP; a Unix socket (no address) is local too."""
+    if not address:
+        return True
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _table() -> TokenTable:
+    return cast(TokenTable, current_app.extensions[EXTENSION])
+
+
+def _guard_loopback() -> None:
+    if not _table() and not is_loopback(request.remote_addr):
+        raise ApiError(
+            403,
+            "forbidden",
+            "no API tokens are configured, so this API serves only loopback callers "
+            "(set PUBLISHING_API_TOKENS to serve other addresses)",
+        )
+
+
+def authorize(needed: Role) -> Role:
+    table = _table()
+    if not table:
+        return Role.ADMIN
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="publishing"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "unauthorized", "a bearer token is required", headers=challenge)
+    role = table.role_of(token.strip())
+    if role is None:
+        raise ApiError(401, "unauthorized", "the bearer token is not valid", headers=challenge)
+    if role < needed:
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this needs the {needed.name.lower()} role; the token has {role.name.lower()}",
+            {"required_role": needed.name.lower(), "role": role.name.lower()},
+        )
+    return role
+
+
+def require(role: Role, *, query: tuple[str, ...] = ()) -> Callable[[F], F]:
+    """The view needs at least ``role`` (checked before the body is read) and takes the
+    ``query`` parameters and no others."""
+
+    def decorate(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            authorize(role)
+            check_query(query)
+            return view(*args, **kwargs)
+
+        wrapper.required_role = role  # type: ignore[attr-defined]
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def init_app(app: Flask, tokens: Mapping[str, str]) -> None:
+    table = TokenTable(tokens)
+    app.extensions[EXTENSION] = table
+    app.before_request(_guard_loopback)
+    if not table:
+        log.warning(
+            "PUBLISHING_API_TOKENS is empty: the API needs no token and answers only loopback "
+            "callers; every other address gets 403"
+        )

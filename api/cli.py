@@ -1,0 +1,336 @@
+"""``publishing``: the operator's command line over the REST API (``--url``, default
+``$PUBLISHING_API_URL`` or http://127.0.0.1:8080; the token from ``$PUBLISHING_API_TOKEN``).
+Lists print as a compact table, or JSON with ``-o json``; an error exits non-zero with the
+API's message."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+import requests
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+API = "/api/v2/publishing"
+EXIT_API_ERROR = 1
+EXIT_UNREACHABLE = 3
+POLL_S = 0.5
+
+
+class CliError(Exception):
+    def __init__(self, message: str, exit_code: int = EXIT_API_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class Client:
+    def __init__(self, url: str, token: str | None, timeout_s: float) -> None:
+        self.url = url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.session = requests.Session()
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+
+    def call(self, method: str, path: str, *, params: dict[str, Any] | None = None, body: Any = None) -> Any:
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        try:
+            response = self.session.request(
+                method,
+                self.url + path,
+                params=query,
+                json=body,
+                timeout=self.timeout_s,
+            )
+        except requests.RequestException as exc:
+            raise CliError(
+                f"cannot reach the API at {self.url}: {type(exc).__name__}", EXIT_UNREACHABLE
+            ) from exc
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if response.status_code >= 400:
+            if isinstance(data, dict) and "message" in data:
+                raise CliError(f"{data['message']} ({data.get('error')}, HTTP {response.status_code})")
+            raise CliError(f"HTTP {response.status_code} from {path}")
+        return data
+
+
+# --- output ---
+
+
+def _cell(value: Any, width: int = 48) -> str:
+    text = "-" if value is None else str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def print_table(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+    if not rows:
+        print("(none)", file=out)
+        return
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
+
+
+def print_json(data: Any, out: TextIO) -> None:
+    print(json.dumps(data, indent=2, sort_keys=False), file=out)
+
+
+def print_fields(data: dict[str, Any], out: TextIO) -> None:
+    width = max((len(k) for k in data), default=0)
+    for key, value in data.items():
+        shown = json.dumps(value) if isinstance(value, dict | list) else _cell(value, 200)
+        print(f"{key.ljust(width)}  {shown}", file=out)
+
+
+def progress_bar(run: dict[str, Any], err: TextIO, width: int = 30) -> None:
+    total = run.get("total") or 0
+    handled = run.get("done", 0) + run.get("failed", 0) + run.get("skipped", 0)
+    filled = width if not total else min(width, width * handled // total)
+    bar = "#" * filled + "-" * (width - filled)
+    line = (
+        f"\r[{bar}] {handled}/{total}  replayed {run.get('done', 0)}  failed {run.get('failed', 0)}"
+        f"  skipped {run.get('skipped', 0)}  {run.get('state')}"
+    )
+    err.write(line)
+    err.flush()
+
+
+# --- commands ---
+
+
+def _dlq_filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "target": args.target,
+        "error_type": args.error_type,
+        "priority": args.priority,
+        "failed_after": args.failed_after,
+        "failed_before": args.failed_before,
+    }
+
+
+def cmd_test_alert(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    body = {"severity": args.severity} if args.severity else None
+    result = client.call("POST", f"{API}/targets/{args.target_name}/test", body=body)
+    _show(args, result, out)
+    return 0
+
+
+def cmd_dlq_list(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    params = {**_dlq_filters(args), "replayed": args.replayed, "limit": args.limit, "offset": args.offset}
+    page = client.call("GET", f"{API}/dlq", params=params)
+    if args.output == "json":
+        print_json(page, out)
+    else:
+        columns = (
+            "id",
+            "failed_at",
+            "target_name",
+            "priority",
+            "error_type",
+            "replayed",
+            "replay_result",
+            "error_message",
+        )
+        print_table(page["entries"], columns, out)
+        print(f"{len(page['entries'])} of {page['total']} (offset {page['offset']})", file=out)
+    return 0
+
+
+def cmd_dlq_show(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _show(args, client.call("GET", f"{API}/dlq/{args.id}"), out)
+    return 0
+
+
+def cmd_dlq_stats(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _show(args, client.call("GET", f"{API}/dlq/stats"), out)
+    return 0
+
+
+def cmd_dlq_replay(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _show(args, client.call("POST", f"{API}/dlq/{args.id}/replay"), out)
+    return 0
+
+
+def cmd_dlq_replay_all(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    body = {k: v for k, v in _dlq_filters(args).items() if v is not None}
+    body["dry_run"] = args.dry_run
+    run = client.call("POST", f"{API}/dlq/replay", body=body)
+    if args.dry_run:
+        if args.output == "json":
+            print_json(run, out)
+        else:
+            for letter_id in run.get("ids", []):
+                print(letter_id, file=out)
+            more = " (list truncated)" if run.get("ids_truncated") else ""
+            print(f"{run['total']} rows would be replayed{more}; nothing was enqueued", file=err)
+        return 0
+    if not args.no_wait:
+        progress_bar(run, err)
+        while run["state"] not in ("done", "failed"):
+            time.sleep(POLL_S)
+            run = client.call("GET", f"{API}/dlq/replay/{run['run_id']}")
+            progress_bar(run, err)
+        err.write("\n")
+    _show(args, run, out)
+    return 1 if run["state"] == "failed" else 0
+
+
+def cmd_dlq_purge(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    params = {"older_than": args.older_than, "replayed_only": "true" if args.replayed_only else "false"}
+    _show(args, client.call("DELETE", f"{API}/dlq/purge", params=params), out)
+    return 0
+
+
+def cmd_queue_status(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    status = client.call("GET", f"{API}/queue/status")
+    if args.output == "json":
+        print_json(status, out)
+    else:
+        rows = [{"queue": q, "depth": n} for q, n in status["depth"].items()]
+        print_table([*rows, {"queue": "total", "depth": status["total"]}], ("queue", "depth"), out)
+    return 0
+
+
+def cmd_queue_stats(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    print_json(client.call("GET", f"{API}/queue/stats"), out)
+    return 0
+
+
+def cmd_breakers(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if getattr(args, "reset_target", None):
+        _show(args, client.call("POST", f"{API}/breakers/{args.reset_target}/reset"), out)
+        return 0
+    breakers = client.call("GET", f"{API}/breakers")["breakers"]
+    if args.output == "json":
+        print_json(breakers, out)
+    else:
+        print_table(
+            breakers, ("target", "state", "consecutive_failures", "trips", "recoveries", "opened_at"), out
+        )
+    return 0
+
+
+def cmd_jobs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.job_id:
+        _show(args, client.call("GET", f"{API}/jobs/{args.job_id}"), out)
+        return 0
+    params = {"state": args.state, "priority": args.priority, "target": args.target, "limit": args.limit}
+    page = client.call("GET", f"{API}/jobs", params=params)
+    if args.output == "json":
+        print_json(page, out)
+    else:
+        columns = ("id", "state", "priority", "target", "alert_name", "retry_count", "last_error")
+        print_table(page["jobs"], columns, out)
+        print(f"{len(page['jobs'])} of {page['total']}", file=out)
+    return 0
+
+
+def _show(args: argparse.Namespace, data: Any, out: TextIO) -> None:
+    if args.output == "table" and isinstance(data, dict):
+        print_fields(data, out)
+    else:
+        print_json(data, out)
+
+
+# --- parser ---
+
+Command = Callable[[Client, argparse.Namespace, TextIO, TextIO], int]
+
+
+def _add_dlq_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target")
+    parser.add_argument("--error-type", choices=("transient", "permanent", "unknown"))
+    parser.add_argument("--priority", choices=("high", "medium", "low"))
+    parser.add_argument("--failed-after", metavar="RFC3339")
+    parser.add_argument("--failed-before", metavar="RFC3339")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="publishing", description=__doc__)
+    parser.add_argument("--url", default=os.environ.get("PUBLISHING_API_URL", DEFAULT_URL))
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    test = commands.add_parser("test-alert", help="send a synthetic test alert to a target")
+    test.add_argument("target_name", metavar="TARGET")
+    test.add_argument("--severity", choices=("critical", "warning", "info"))
+    test.set_defaults(func=cmd_test_alert)
+
+    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+        dest="dlq_command", required=True, metavar="DLQ_COMMAND"
+    )
+    listing = dlq.add_parser("list", help="list dead letters, newest first")
+    _add_dlq_filters(listing)
+    listing.add_argument("--replayed", choices=("true", "false"))
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.set_defaults(func=cmd_dlq_list)
+    show = dlq.add_parser("show", help="one dead letter")
+    show.add_argument("id")
+    show.set_defaults(func=cmd_dlq_show)
+    dlq.add_parser("stats", help="DLQ statistics").set_defaults(func=cmd_dlq_stats)
+    replay = dlq.add_parser("replay", help="replay one dead letter")
+    replay.add_argument("id")
+    replay.set_defaults(func=cmd_dlq_replay)
+    replay_all = dlq.add_parser("replay-all", help="replay every unreplayed row matching the filters")
+    _add_dlq_filters(replay_all)
+    replay_all.add_argument("--dry-run", action="store_true", help="list the rows; enqueue nothing")
+    replay_all.add_argument("--no-wait", action="store_true", help="start the run and return")
+    replay_all.set_defaults(func=cmd_dlq_replay_all)
+    purge = dlq.add_parser("purge", help="delete rows older than a duration")
+    purge.add_argument("--older-than", required=True, metavar="DURATION", help="such as 168h, 7d, 30m")
+    purge.add_argument("--replayed-only", action="store_true")
+    purge.set_defaults(func=cmd_dlq_purge)
+
+    queue = commands.add_parser("queue", help="queue depth and statistics").add_subparsers(
+        dest="queue_command", required=True, metavar="QUEUE_COMMAND"
+    )
+    queue.add_parser("status", help="depth by priority").set_defaults(func=cmd_queue_status)
+    queue.add_parser("stats", help="depth, ages, workers, counts, breakers").set_defaults(
+        func=cmd_queue_stats
+    )
+
+    breakers = commands.add_parser("breakers", help="list breakers, or reset one")
+    breakers.set_defaults(func=cmd_breakers)
+    reset = breakers.add_subparsers(dest="breakers_command", metavar="reset TARGET").add_parser(
+        "reset", help="close a target's breaker"
+    )
+    reset.add_argument("reset_target", metavar="TARGET")
+
+    jobs = commands.add_parser("jobs", help="tracked jobs, newest first (or one by id)")
+    jobs.add_argument("job_id", nargs="?", metavar="JOB_ID")
+    jobs.add_argument(
+        "--state", choices=("queued", "processing", "retrying", "deferred", "succeeded", "failed", "dlq")
+    )
+    jobs.add_argument("--priority", choices=("high", "medium", "low"))
+    jobs.add_argument("--target")
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.set_defaults(func=cmd_jobs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    client = Client(args.url, os.environ.get("PUBLISHING_API_TOKEN") or None, args.timeout)
+    command: Command = args.func
+    try:
+        return command(client, args, out, err)
+    except CliError as exc:
+        print(f"publishing: error: {exc}", file=err)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\npublishing: interrupted", file=err)
+        return 130

@@ -1,0 +1,150 @@
+"""The dead-letter queue over HTTP (SPEC §7, §9): list, get, stats, replay one, replay many in
+the background with progress, and purge.
+
+``DELETE .../dlq/purge`` defaults ``older_than`` to 168h (a week), the value SPEC §9 shows, so
+a bare purge never removes last week's rows."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+from flask.typing import ResponseReturnValue
+
+from api.auth import Role, require
+from api.errors import ApiError
+from api.params import (
+    bool_value,
+    dlq_filter,
+    int_arg,
+    invalid_field,
+    invalid_parameter,
+    json_body,
+    parse_duration,
+)
+from api.services import services
+from publishing.dlq import MAX_PAGE
+
+bp = Blueprint("dlq", __name__, url_prefix="/api/v2/publishing/dlq")
+
+DEFAULT_PURGE_AGE = "168h"
+_BULK_FIELDS = {"target", "error_type", "priority", "failed_after", "failed_before", "dry_run"}
+
+
+@bp.get("")
+@require(
+    Role.READER,
+    query=(
+        "target",
+        "error_type",
+        "priority",
+        "replayed",
+        "failed_after",
+        "failed_before",
+        "limit",
+        "offset",
+    ),
+)
+def list_entries() -> ResponseReturnValue:
+    query = dlq_filter(request.args)
+    limit = int_arg("limit", 100, 1, MAX_PAGE)
+    offset = int_arg("offset", 0, 0, 2**31 - 1)
+    entries, total = services().dead_letters.read(query, limit=limit, offset=offset)
+    return jsonify(
+        {"entries": [e.to_dict() for e in entries], "total": total, "limit": limit, "offset": offset}
+    )
+
+
+@bp.get("/stats")
+@require(Role.READER)
+def stats() -> ResponseReturnValue:
+    return jsonify(services().dead_letters.stats().to_dict())
+
+
+# Row ids are UUIDs: anything else is no row (a routing 404), and ``/dlq/replay`` and
+# ``/dlq/purge`` stay their own paths instead of reading as a row id.
+@bp.get("/<uuid:letter_id>")
+@require(Role.READER)
+def get_entry(letter_id: uuid.UUID) -> ResponseReturnValue:
+    return jsonify(services().dead_letters.get(str(letter_id)).to_dict())
+
+
+@bp.post("/<uuid:letter_id>/replay")
+@require(Role.ADMIN)
+def replay_one(letter_id: uuid.UUID) -> ResponseReturnValue:
+    job = services().replayer.replay_one(str(letter_id))
+    body = {
+        "job_id": job.job_id,
+        "dead_letter_id": job.replayed_from,
+        "target": job.target,
+        "priority": job.priority.value,
+    }
+    return jsonify(body), 202
+
+
+@bp.post("/replay")
+@require(Role.ADMIN)
+def replay_many() -> ResponseReturnValue:
+    body = json_body(default={})
+    if not isinstance(body, dict):
+        raise invalid_field("$", body, "must be an object of filters and dry_run")
+    unknown = sorted(set(body) - _BULK_FIELDS)
+    if unknown:
+        raise invalid_field(
+            unknown[0], body[unknown[0]], f"is not a replay filter; allowed: {sorted(_BULK_FIELDS)}"
+        )
+    query = dlq_filter(body, invalid_field)
+    dry_run = body.get("dry_run", False)
+    if not isinstance(dry_run, bool):
+        raise invalid_field("dry_run", dry_run, "must be true or false")
+    svc = services()
+    run = svc.replayer.new_run(query, dry_run=dry_run)
+    svc.replay_runs.save(run)
+    answer: dict[str, Any] = run.to_dict()
+    if dry_run:
+        ids = svc.replayer.preview(run)
+        answer.update(ids=ids, ids_truncated=run.total > len(ids))
+    else:
+        svc.replay_runner.start(run)
+    location = url_for("dlq.replay_progress", run_id=run.run_id)
+    return jsonify(answer), 202, {"Location": location}
+
+
+@bp.get("/replay/<run_id>")
+@require(Role.READER)
+def replay_progress(run_id: str) -> ResponseReturnValue:
+    run = services().replay_runs.get(run_id)
+    if run is None:
+        raise ApiError(
+            404, "run_not_found", f"no replay run {run_id!r} (runs are kept 7 days)", {"run_id": run_id}
+        )
+    return jsonify(run.to_dict())
+
+
+@bp.delete("/purge")
+@require(Role.ADMIN, query=("older_than", "replayed_only"))
+def purge() -> ResponseReturnValue:
+    older_than = request.args.get("older_than", DEFAULT_PURGE_AGE)
+    try:
+        age_s = parse_duration(older_than)
+    except ValueError as exc:
+        raise invalid_parameter("older_than", older_than, str(exc)) from None
+    replayed_only = bool_value("replayed_only", request.args.get("replayed_only") or None) or False
+    svc = services()
+    now = datetime.fromtimestamp(svc.clock(), UTC)
+    try:
+        cutoff = now - timedelta(seconds=age_s)
+    except OverflowError:
+        # Older than the calendar goes: no row is, and nothing is deleted.
+        cutoff = datetime.min.replace(tzinfo=UTC)
+    deleted = svc.dead_letters.purge(cutoff, replayed_only=replayed_only)
+    return jsonify(
+        {
+            "deleted_count": deleted,
+            "older_than": older_than,
+            "cutoff": cutoff.isoformat(),
+            "replayed_only": replayed_only,
+        }
+    )

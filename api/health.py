@@ -1,0 +1,30 @@
+"""Liveness (the process serves) and readiness (Redis and the database answer)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
+
+from api.errors import error_response
+from api.services import services
+
+bp = Blueprint("health", __name__)
+
+
+@bp.get("/healthz")
+def healthz() -> ResponseReturnValue:
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> ResponseReturnValue:
+    checks = services().readiness.check()
+    down = [name for name, state in checks.items() if state != "ok"]
+    if down:
+        return error_response(
+            503,
+            "not_ready",
+            f"not ready: {' and '.join(down)} {'is' if len(down) == 1 else 'are'} down",
+            checks,
+        )
+    return jsonify(checks)

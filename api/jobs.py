@@ -1,0 +1,39 @@
+"""Tracked jobs (SPEC §8): ``GET .../jobs`` filtered, newest first, and ``GET .../jobs/<id>``."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from api.auth import Role, require
+from api.errors import ApiError
+from api.params import enum_value, int_arg
+from api.services import services
+from publishing.priority import Priority
+from publishing.tracking import JobQuery, JobState
+
+bp = Blueprint("jobs", __name__, url_prefix="/api/v2/publishing/jobs")
+
+MAX_LIMIT = 1000
+
+
+@bp.get("")
+@require(Role.READER, query=("state", "priority", "target", "limit"))
+def list_jobs() -> ResponseReturnValue:
+    query = JobQuery(
+        state=enum_value(JobState, "state", request.args.get("state")),
+        priority=enum_value(Priority, "priority", request.args.get("priority")),
+        target=request.args.get("target") or None,
+        limit=int_arg("limit", 100, 1, MAX_LIMIT),
+    )
+    jobs, total = services().tracker.list(query)
+    return jsonify({"jobs": [j.to_dict() for j in jobs], "total": total})
+
+
+@bp.get("/<job_id>")
+@require(Role.READER)
+def get_job(job_id: str) -> ResponseReturnValue:
+    snapshot = services().tracker.get(job_id)
+    if snapshot is None:
+        raise ApiError(404, "job_not_found", f"no tracked job {job_id!r}", {"id": job_id})
+    return jsonify(snapshot.to_dict())

@@ -1,0 +1,236 @@
+"""The ``publishing`` command line against the API app on in-memory fakes: requests goes
+through a transport adapter that calls the WSGI app, so no socket is opened."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+from flask import Flask
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+from api import cli, create_app
+from api.testing import TOKENS, InMemoryApi, in_memory_api, settings_with_tokens
+from publishing.breaker import BreakerConfig
+from publishing.classification import ErrorType
+from publishing.dlq import DeadLetter
+from publishing.priority import Priority
+
+TARGETS = [
+    {"name": "ops-webhook", "type": "webhook", "url": "http://127.0.0.1:9/hook"},
+    {"name": "slack-ops", "type": "slack", "url": "http://127.0.0.1:9/services/T0/B0/SECRET"},
+]
+
+
+class WsgiAdapter(BaseAdapter):
+    def __init__(self, app: Flask) -> None:
+        super().__init__()
+        self._client = app.test_client()
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        url = urlsplit(request.url or "")
+        answer = self._client.open(
+            url.path + (f"?{url.query}" if url.query else ""),
+            method=request.method or "GET",
+            data=request.body,
+            headers=dict(request.headers),
+        )
+        response = requests.Response()
+        response.status_code = answer.status_code
+        response._content = answer.data
+        response.headers = CaseInsensitiveDict(dict(answer.headers))
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def letter(now: datetime, *, target: str = "ops-webhook", age: timedelta = timedelta(hours=1)) -> DeadLetter:
+    return DeadLetter(
+        id=str(uuid.uuid4()),
+        job_id=str(uuid.uuid4()),
+        fingerprint="fp",
+        target_name=target,
+        target_type="webhook",
+        enriched_alert={
+            "alert": {
+                "alert_name": "DiskFull",
+                "status": "firing",
+                "labels": {"alertname": "DiskFull", "severity": "warning"},
+                "starts_at": "2023-01-01T00:00:00Z",
+            }
+        },
+        target_config={"name": target},
+        error_message="PermanentPublishError: HTTP 400 from the target",
+        error_type=ErrorType.PERMANENT,
+        retry_count=0,
+        priority=Priority.MEDIUM,
+        failed_at=now - age,
+    )
+
+
+@pytest.fixture
+def mem() -> InMemoryApi:
+    return in_memory_api(TARGETS)
+
+
+@pytest.fixture
+def now(mem: InMemoryApi) -> datetime:
+    return datetime.fromtimestamp(mem.clock(), UTC)
+
+
+Run = Callable[..., tuple[int, str, str]]
+
+
+@pytest.fixture
+def run(mem: InMemoryApi, monkeypatch: pytest.MonkeyPatch) -> Run:
+    app = create_app(settings_with_tokens(), mem.services)
+    real_session = requests.Session
+
+    def session() -> requests.Session:
+        s = real_session()
+        s.mount("http://", WsgiAdapter(app))
+        return s
+
+    monkeypatch.setattr(cli.requests, "Session", session)
+    monkeypatch.setattr(cli, "POLL_S", 0)
+    monkeypatch.setenv("PUBLISHING_API_TOKEN", TOKENS["admin"])
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.main(list(argv), out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    return invoke
+
+
+def test_test_alert(run: Run, mem: InMemoryApi) -> None:
+    code, out, _ = run("-o", "json", "test-alert", "ops-webhook", "--severity", "critical")
+    assert code == 0
+    body = json.loads(out)
+    (job,) = mem.enqueuer.sent
+    assert body["job_id"] == job.job_id
+    assert body["priority"] == "high"
+
+
+def test_an_api_error_exits_non_zero_with_its_message(run: Run) -> None:
+    code, out, err = run("test-alert", "nope")
+    assert code == 1
+    assert out == ""
+    assert "unknown target 'nope'" in err
+    assert "target_not_found, HTTP 404" in err
+
+
+def test_without_a_token_the_api_says_so(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PUBLISHING_API_TOKEN")
+    code, _, err = run("queue", "status")
+    assert code == 1
+    assert "a bearer token is required" in err
+
+
+def test_an_unreachable_api_exits_3(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise requests.ConnectionError("refused")
+
+    monkeypatch.setattr(requests.sessions.Session, "request", refuse)
+    code, _, err = run("--url", "http://127.0.0.1:1", "queue", "status")
+    assert code == cli.EXIT_UNREACHABLE
+    assert "cannot reach the API at http://127.0.0.1:1" in err
+
+
+def test_queue_status_table(run: Run) -> None:
+    run("test-alert", "ops-webhook")
+    code, out, _ = run("queue", "status")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["QUEUE", "DEPTH"]
+    assert lines[2].split() == ["medium", "1"]
+    assert lines[-1].split() == ["total", "1"]
+
+
+def test_jobs_table_json_and_one(run: Run) -> None:
+    _, out, _ = run("-o", "json", "test-alert", "ops-webhook")
+    job_id = json.loads(out)["job_id"]
+    code, out, _ = run("jobs", "--target", "ops-webhook")
+    assert code == 0
+    assert out.splitlines()[0].split()[:4] == ["ID", "STATE", "PRIORITY", "TARGET"]
+    assert job_id in out
+    assert json.loads(run("-o", "json", "jobs", "--state", "queued")[1])["total"] == 1
+    code, out, _ = run("jobs", job_id)
+    assert code == 0
+    assert "PublishingTestAlert" in out
+
+
+def test_dlq_list_replay_and_replay_again(run: Run, mem: InMemoryApi, now: datetime) -> None:
+    row = letter(now)
+    mem.dead_letters.write(row)
+    code, out, _ = run("dlq", "list", "--target", "ops-webhook", "--replayed", "false")
+    assert code == 0
+    assert row.id in out
+    assert "1 of 1" in out
+
+    code, out, _ = run("-o", "json", "dlq", "replay", row.id)
+    assert code == 0
+    assert json.loads(out)["dead_letter_id"] == row.id
+    code, _, err = run("dlq", "replay", row.id)
+    assert code == 1
+    assert "already_replayed, HTTP 409" in err
+
+
+def test_replay_all_dry_run_lists_and_sends_nothing(run: Run, mem: InMemoryApi, now: datetime) -> None:
+    rows = [letter(now, age=timedelta(minutes=m)) for m in (1, 2)]
+    for row in rows:
+        mem.dead_letters.write(row)
+    code, out, err = run("dlq", "replay-all", "--target", "ops-webhook", "--dry-run")
+    assert code == 0
+    assert out.split() == [r.id for r in rows]
+    assert "2 rows would be replayed" in err
+    assert mem.enqueuer.sent == []
+
+
+def test_replay_all_shows_progress_until_done(run: Run, mem: InMemoryApi, now: datetime) -> None:
+    for m in range(3):
+        mem.dead_letters.write(letter(now, age=timedelta(minutes=m + 1)))
+    code, out, err = run("dlq", "replay-all", "--error-type", "permanent")
+    assert code == 0
+    assert "[##############################] 3/3" in err
+    assert "state" in out and "done" in out
+    assert len(mem.enqueuer.sent) == 3
+
+
+def test_purge(run: Run, mem: InMemoryApi, now: datetime) -> None:
+    mem.dead_letters.write(letter(now, age=timedelta(days=8)))
+    mem.dead_letters.write(letter(now, age=timedelta(days=1)))
+    code, out, _ = run("-o", "json", "dlq", "purge", "--older-than", "7d")
+    assert code == 0
+    assert json.loads(out)["deleted_count"] == 1
+    code, _, err = run("dlq", "purge", "--older-than", "a week")
+    assert code == 1
+    assert "older_than" in err
+
+
+def test_breakers_and_reset(run: Run, mem: InMemoryApi) -> None:
+    mem.breakers.record_failure("slack-ops", BreakerConfig(failure_threshold=1), None)
+    code, out, _ = run("breakers")
+    assert code == 0
+    assert any(line.split()[:2] == ["slack-ops", "open"] for line in out.splitlines())
+    code, out, _ = run("breakers", "reset", "slack-ops")
+    assert code == 0
+    assert "closed" in out
+    assert mem.breakers.status("slack-ops").state.label == "closed"
+
+
+def test_usage_errors_exit_2(run: Run) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        run("dlq", "purge")  # --older-than is required
+    assert exit_info.value.code == 2
