@@ -339,6 +339,29 @@ SCHEMAS: dict[str, Any] = {
         ["name", "type", "format", "url", "enabled", "breaker"],
     ),
     "TargetList": obj({"targets": {"type": "array", "items": ref("Target")}}, ["targets"]),
+    "TargetHealth": obj(
+        {
+            "success_rate": nullable(NUMBER),
+            "attempts": {"type": "integer"},
+            "successes": {"type": "integer"},
+            "failures": {"type": "integer"},
+            "deferrals": {"type": "integer"},
+            "pauses": {"type": "integer"},
+            "rate_limited": {"type": "integer"},
+            "fallback_reroutes": {"type": "integer"},
+            "last_success_at": nullable(NUMBER),
+            "last_failure_at": nullable(NUMBER),
+            "last_error": {**nullable(STRING), "description": "Redacted."},
+            "breaker_history": {
+                "type": "array",
+                "items": obj({"event": enum(["tripped", "recovered"]), "at": NUMBER}, ["event", "at"]),
+            },
+        },
+        ["success_rate", "attempts", "last_success_at", "last_failure_at", "last_error", "breaker_history"],
+    ),
+    "TargetDetail": {
+        "allOf": [ref("Target"), obj({"health": ref("TargetHealth")}, ["health"])],
+    },
     "TestAlertRequest": obj({"severity": {**enum(["critical", "warning", "info"]), "default": "warning"}}),
     "TestAlertAccepted": obj(
         {"job_id": STRING, "target": STRING, "priority": PRIORITY, "fingerprint": STRING},
@@ -605,6 +628,16 @@ def _paths() -> dict[str, Any]:
                 "reader",
                 {**_ok("200", "TargetList", "Targets"), **_errors("503")},
                 tag="targets",
+            )
+        },
+        f"{p}/targets/{{name}}": {
+            "get": _op(
+                "One target, redacted, with its breaker and health: success rate, last success, last "
+                "failure and its error, breaker history, pauses, rate limiting and fallback use",
+                "reader",
+                {**_ok("200", "TargetDetail", "The target"), **_errors("404", "503")},
+                tag="targets",
+                parameters=[_path("name", "The target name.")],
             )
         },
         f"{p}/targets/{{name}}/test": {

@@ -18,12 +18,19 @@ from publishing.dlq_sql import SqlDeadLetterRepository, create_engine_for
 from publishing.replay import Replayer, ReplayRunner, ReplayRunStore
 from publishing.settings import Settings
 from publishing.submission import SubmissionResult, Submitter
+from publishing.target_health import TargetHealthStore
 from publishing.targets import TargetRegistry
 from publishing.tracking import Deduplicator, JobTracker
 from workers.config import celery_config
 from workers.enqueue import CeleryEnqueuer
 from workers.queues import QueueDepth
-from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker, RedisOrderGate
+from workers.redis_store import (
+    RedisBreakerStore,
+    RedisDeduplicator,
+    RedisJobTracker,
+    RedisOrderGate,
+    RedisTargetHealth,
+)
 from workers.replay import CeleryReplayRunner, RedisReplayRunStore
 from workers.runtime import redis_client
 
@@ -59,6 +66,7 @@ class ApiServices:
     replay_runner: ReplayRunner
     queues: QueueInspector
     readiness: ReadinessChecker
+    health: TargetHealthStore
     clock: Callable[[], float] = time.time
     # Metrics seams: counted submissions (jobs, duplicates, unrouted alerts) and rejections.
     observe_submission: Callable[[SubmissionResult], None] = lambda result: None
@@ -116,6 +124,7 @@ class ApiServices:
             replay_runner=CeleryReplayRunner(celery),
             queues=RedisQueueInspector(client, celery),
             readiness=DependencyReadiness(client, engine),
+            health=RedisTargetHealth(client, settings.key_prefix),
             observe_submission=metrics.observe_submission,
             observe_rejected=metrics.observe_rejected_submission,
             metric_collectors=(metrics.FleetCollector(client, registry, breakers, dead_letters, tracker),),

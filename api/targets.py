@@ -31,6 +31,20 @@ def list_targets() -> ResponseReturnValue:
     return jsonify({"targets": targets})
 
 
+@bp.get("/<name>")
+@require(Role.READER)
+def get_target(name: str) -> ResponseReturnValue:
+    svc = services()
+    target = svc.registry.get(name)
+    return jsonify(
+        {
+            **target.to_public_dict(),
+            "breaker": svc.breakers.status(name).to_dict(),
+            "health": svc.health.get(name).to_dict(),
+        }
+    )
+
+
 def synthetic_alert(target: str, severity: str, now: float) -> EnrichedAlert:
     """A firing alert that says what it is; its own fingerprint, so no receiver merges it with
     a real incident or an earlier test."""

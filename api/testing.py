@@ -18,6 +18,7 @@ from publishing.testing import (
     InMemoryDeadLetterRepository,
     InMemoryDeduplicator,
     InMemoryJobTracker,
+    InMemoryTargetHealth,
     RecordingEnqueuer,
 )
 from workers.routing import QUEUES
@@ -95,6 +96,7 @@ class InMemoryApi:
     replay_runner: InlineReplayRunner
     queues: FakeQueues
     readiness: FakeReadiness
+    health: InMemoryTargetHealth
     observed: list[Any] = field(default_factory=list)
 
 
@@ -116,6 +118,7 @@ def in_memory_api(
     runner = InlineReplayRunner(replayer, runs)
     queues = FakeQueues(enqueuer)
     readiness = FakeReadiness()
+    health = InMemoryTargetHealth()
     observed: list[Any] = []
     services = ApiServices(
         registry=registry,
@@ -131,13 +134,14 @@ def in_memory_api(
         replay_runner=runner,
         queues=queues,
         readiness=readiness,
+        health=health,
         clock=clock,
         observe_submission=observed.append,
         observe_rejected=lambda count: observed.append(("rejected", count)),
     )
     return InMemoryApi(
         services, clock, registry, tracker, deduplicator, enqueuer, dead_letters, breakers, runs, runner,
-        queues, readiness, observed,
+        queues, readiness, health, observed,
     )  # fmt: skip
 
 

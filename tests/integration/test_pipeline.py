@@ -15,6 +15,7 @@ from publishing.tracking import JobState
 from tests.support.fleet import wait_until
 from tests.support.http_target import HttpTarget, Reply
 from tests.support.pipeline import Pipeline, alerts, am_alert
+from workers.redis_store import RedisTargetHealth
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -133,6 +134,9 @@ def test_a_target_that_stays_down_dead_letters_after_every_retry(make_pipeline, 
     assert row.error_type is ErrorType.TRANSIENT
     assert row.retry_count == 3
     assert "503" in row.error_message
+    health = RedisTargetHealth(pipeline.redis, pipeline.settings.key_prefix).get("ops-webhook")
+    assert (health.counts["failure"], health.success_rate) == (4, 0.0)
+    assert health.last_error is not None and "503" in health.last_error
 
 
 def test_the_breaker_is_shared_by_the_fleet_and_probes_one_at_a_time(make_pipeline, targets) -> None:

@@ -303,3 +303,34 @@ def test_metrics_need_no_token_and_count_submissions(mem: InMemoryApi) -> None:
 
     assert count(after.get_data(as_text=True)) - count(before.get_data(as_text=True)) >= 1
     assert not any(secret in after.get_data(as_text=True) for secret in SECRETS)
+
+
+def test_one_target_shows_its_health_with_secrets_redacted(app: Flask, mem: InMemoryApi) -> None:
+    from publishing.target_health import HealthEvent
+
+    mem.health.record("pagerduty-prod", [HealthEvent.SUCCESS], 100.0)
+    mem.health.record(
+        "pagerduty-prod", [HealthEvent.FAILURE, HealthEvent.TRIPPED], 200.0, "HTTP 503 from ***"
+    )
+    mem.health.record("pagerduty-prod", [HealthEvent.PAUSED], 210.0)
+    mem.health.record("pagerduty-prod", [HealthEvent.SUCCESS, HealthEvent.RECOVERED], 300.0)
+
+    response = get(app, f"{API}/targets/pagerduty-prod")
+    assert response.status_code == 200
+    body = response.get_json()
+    health = body["health"]
+    assert health["successes"] == 2
+    assert health["failures"] == 1
+    assert health["success_rate"] == pytest.approx(2 / 3)
+    assert health["last_success_at"] == 300.0
+    assert (health["last_failure_at"], health["last_error"]) == (200.0, "HTTP 503 from ***")
+    assert health["pauses"] == 1
+    assert [h["event"] for h in health["breaker_history"]] == ["recovered", "tripped"]
+    assert body["breaker"]["state"] == "closed"
+    assert body["routing_key"] == "***"
+    assert not any(secret in response.get_data(as_text=True) for secret in SECRETS)
+
+
+def test_an_unknown_target_is_404_naming_it(app: Flask) -> None:
+    body = error_of(get(app, f"{API}/targets/no-such-target"), 404, "target_not_found")
+    assert "no-such-target" in body["message"]
