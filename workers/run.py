@@ -23,7 +23,8 @@ from publishing.errors import ConfigError
 from publishing.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
+# Local state of a run: the SQLite DLQ by default, a private Redis's data, demo targets.
+VAR = Path(os.environ.get("PUBLISHING_VAR_DIR") or ROOT / "var")
 
 
 def say(message: str) -> None:
