@@ -117,7 +117,9 @@ class AlertSender:
         self.session.close()
 
 
-def send_all(sender: AlertSender, payloads: list[dict[str, Any]], *, threads: int = 2, pace_s: float = 0.0) -> None:
+def send_all(
+    sender: AlertSender, payloads: list[dict[str, Any]], *, threads: int = 2, pace_s: float = 0.0
+) -> None:
     """Send every payload from ``threads`` threads, each pausing ``pace_s`` between sends."""
     errors: list[BaseException] = []
     chunks = [payloads[i::threads] for i in range(threads)]

@@ -54,7 +54,7 @@ class Hit:
             return None
         if "dedup_key" in body:  # pagerduty
             return body["dedup_key"]
-        if "alerts" in body and body["alerts"]:  # alertmanager
+        if body.get("alerts"):  # alertmanager
             return body["alerts"][0].get("fingerprint")
         return body.get("fingerprint") or body.get("external_id")  # webhook, rootly
 

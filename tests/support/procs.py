@@ -4,6 +4,7 @@ process that is delivering to it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterable
@@ -42,10 +43,8 @@ def kill_if_ours(pids: Iterable[int], marker: str = "celery") -> None:
     names ``marker``; a recycled pid would not)."""
     for pid in pids:
         if is_alive(pid) and marker in cmdline(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 def _socket_inode(client_port: int, server_port: int) -> str | None:
@@ -94,7 +93,9 @@ class Fleet:
         self.workers: list[WorkerProcess] = []
         self._seen: set[int] = set()
 
-    def start(self, name: str, *, concurrency: int = 2, wait: bool = True, **options: object) -> WorkerProcess:
+    def start(
+        self, name: str, *, concurrency: int = 2, wait: bool = True, **options: object
+    ) -> WorkerProcess:
         worker = WorkerProcess(
             self.env,
             name=name,
@@ -134,9 +135,7 @@ class Fleet:
             worker.stop(30)
 
     def logs(self) -> str:
-        return "".join(
-            p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log"))
-        )
+        return "".join(p.read_text(errors="replace") for p in sorted(self.log_dir.glob("worker-*.log")))
 
     def close(self) -> None:
         self.note_children()
