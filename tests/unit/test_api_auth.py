@@ -175,7 +175,13 @@ def test_every_route_declares_its_role(app) -> None:
         view = app.view_functions[rule.endpoint]
         if not hasattr(view, "required_role"):
             unprotected.add(rule.rule)
-    assert unprotected == {"/healthz", "/readyz", "/metrics", "/api/v2/openapi.json", "/static/<path:filename>"}
+    assert unprotected == {
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v2/openapi.json",
+        "/static/<path:filename>",
+    }
 
 
 def test_the_token_table_checks_every_token() -> None:
