@@ -57,7 +57,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # One reserved message per slot: a slot never sits on a low job while high waits.
         "worker_prefetch_multiplier": 1,
-        "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # On a lost broker connection let running attempts finish: cancelling them relies on
+        # the unacknowledged copy coming back, and after a Sentinel failover that copy may
+        # not have reached the replica. Finishing means at worst a duplicate (same job id).
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_soft_shutdown_timeout": 10.0,
         "worker_enable_soft_shutdown_on_idle": True,
         # A hung attempt is killed long after its HTTP timeout; the job is then redelivered.

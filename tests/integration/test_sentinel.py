@@ -83,7 +83,7 @@ def test_jobs_survive_a_sentinel_failover(sentinel_set, dlq_database_url: str, t
                 return set(submitted) <= delivered | dead
 
             try:
-                wait_until(settled, 60, 0.5)
+                wait_until(settled, 120, 0.5)
             except AssertionError:
                 delivered = {r.headers["Idempotency-Key"] for r in hook.received}
                 missing = sorted(set(submitted) - delivered)
