@@ -12,7 +12,7 @@ half_open --a failed probe--> open
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Protocol
 
@@ -67,9 +67,11 @@ class RateLimit:
 
 @dataclass(frozen=True)
 class Admit:
-    """Go ahead. ``probe_id`` is set when this attempt holds a half-open probe slot."""
+    """Go ahead. ``probe_id`` is set when this attempt holds a half-open probe slot; ``clean``
+    when the breaker is closed with no failure counted, so a success has nothing to reset."""
 
     probe_id: str | None = None
+    clean: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -206,6 +206,9 @@ class DeliveryService:
             # (bounded by max_retries), never allowed to lose the job.
             log.exception("unexpected error publishing job %s", job.job_id)
             return self._failed_attempt(job, target, exc, decision.probe_id)
+        if decision.clean:
+            # Closed with nothing counted: a success would change nothing (one round trip saved).
+            return Delivered(receipt.status_code, receipt.duration_s)
         transition = self._breakers.record_success(target.name, config, decision.probe_id)
         return Delivered(receipt.status_code, receipt.duration_s, transition is Transition.RECOVERED)
 

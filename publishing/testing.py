@@ -105,7 +105,7 @@ class InMemoryBreakerStore:
                     return Defer(tat - now - rate.tolerance_s, b.state, DeferReason.RATE_LIMITED)
                 b.tat = tat + rate.interval_s
             if b.state is BreakerState.CLOSED:
-                return Admit()
+                return Admit(clean=b.failures == 0)
             probe_id = f"probe-{next(self._ids)}"
             b.probes[probe_id] = now + lease_s
             return Admit(probe_id)

@@ -74,7 +74,10 @@ if interval > 0 then
   if early > 0 then return {0, 'rate_limited', early, state, down_for} end
   redis.call('SET', KEYS[4], tat + interval, 'PX', math.ceil(tat + interval - now + tonumber(ARGV[7]) + 1000))
 end
-if state == 'closed' then return {1, '', 0, state, 0} end
+if state == 'closed' then
+  local clean = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0') == 0 and 'clean' or ''
+  return {1, clean, 0, state, 0}
+end
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[4])
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]) * 2)
 return {1, ARGV[4], 0, state, down_for}
@@ -165,6 +168,8 @@ class RedisBreakerStore:
         )
         detail = _text(detail)
         if admitted:
+            if detail == "clean":
+                return Admit(clean=True)
             return Admit(detail or None)
         return Defer(
             max(0.0, int(wait_ms) / 1000), _STATES[_text(state)], DeferReason(detail), int(down_for_ms) / 1000

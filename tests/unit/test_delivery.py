@@ -1,0 +1,71 @@
+"""One attempt decided by the delivery service over in-memory fakes: what it asks of the
+breaker on the happy path and after a failure."""
+
+from __future__ import annotations
+
+from publishing.alert import parse_alertmanager
+from publishing.breaker import BreakerConfig
+from publishing.delivery import Delivered, DeliveryService, RetryScheduled
+from publishing.errors import TransientPublishError
+from publishing.job import Job
+from publishing.priority import Priority
+from publishing.retry import RetryPolicy
+from publishing.targets import TargetRegistry, parse_target
+from publishing.testing import FrozenClock, InMemoryBreakerStore
+
+
+class CountingBreakers(InMemoryBreakerStore):
+    def __init__(self, clock: FrozenClock) -> None:
+        super().__init__(clock)
+        self.successes_recorded = 0
+
+    def record_success(self, target, config, probe_id):  # type: ignore[no-untyped-def]
+        self.successes_recorded += 1
+        return super().record_success(target, config, probe_id)
+
+
+class Receipt:
+    status_code = 202
+    duration_s = 0.01
+
+
+class FlakyPublisher:
+    def __init__(self) -> None:
+        self.fail_next = False
+
+    def publish(self, target, enriched, job_id):  # type: ignore[no-untyped-def]
+        if self.fail_next:
+            self.fail_next = False
+            raise TransientPublishError("HTTP 503", status_code=503)
+        return Receipt()
+
+
+def job() -> Job:
+    raw = {"status": "firing", "labels": {"alertname": "A"}, "startsAt": "2026-01-01T00:00:00Z"}
+    (alert,) = parse_alertmanager({"alerts": [raw]})
+    return Job("j", "hook", Priority.HIGH, alert, 0.0)
+
+
+def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_failure_does() -> None:
+    clock = FrozenClock()
+    breakers = CountingBreakers(clock)
+    publisher = FlakyPublisher()
+    service = DeliveryService(
+        TargetRegistry([parse_target({"name": "hook", "type": "webhook", "url": "http://h.example/"})]),
+        publisher,
+        breakers,
+        retry_policy=lambda _: RetryPolicy(),
+        breaker_config=BreakerConfig(),
+        default_timeout_s=5,
+        clock=clock,
+        rng=lambda: 0.0,
+    )
+    assert isinstance(service.attempt(job()), Delivered)
+    assert breakers.successes_recorded == 0
+
+    publisher.fail_next = True
+    assert isinstance(service.attempt(job()), RetryScheduled)
+    assert breakers.status("hook").consecutive_failures == 1
+    assert isinstance(service.attempt(job()), Delivered)
+    assert breakers.successes_recorded == 1
+    assert breakers.status("hook").consecutive_failures == 0
