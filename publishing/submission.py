@@ -3,6 +3,7 @@ matches, priority, de-duplication within the window, tracking, then enqueue thro
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -98,16 +99,65 @@ class Submitter:
         if names is not None:
             for name in names:
                 self._registry.get(name)
-        plan: list[tuple[EnrichedAlert, list[Target]]] = [
-            (a, self._registry.matching(a, names)) for a in alerts
-        ]
         result = SubmissionResult()
-        for enriched, targets in plan:
+        pairs: list[tuple[EnrichedAlert, Target]] = []
+        for enriched in alerts:
+            targets = self._registry.matching(enriched, names)
             if not targets:
                 result.unrouted.append(enriched.alert.fingerprint)
-            for target in targets:
-                result.jobs.append(self._submit_one(enriched, target))
+            pairs += [(enriched, target) for target in targets]
+        # One round trip for every claim of the request, one for every tracking entry.
+        claims = [(dedup_key(enriched, target.name), self._new_id()) for enriched, target in pairs]
+        holders: list[str | None] = [None] * len(claims)
+        if self._window_s > 0 and claims:
+            holders = self._take_over_stale(claims, self._dedup.claim_many(claims, self._window_s))
+        now = self._clock()
+        fresh: list[tuple[Job, str]] = []
+        for (enriched, target), (key, job_id), holder in zip(pairs, claims, holders, strict=True):
+            priority = priority_of(enriched)
+            fingerprint = enriched.alert.fingerprint
+            if holder is not None:
+                result.jobs.append(SubmittedJob(holder, fingerprint, target.name, priority, duplicate=True))
+                continue
+            fresh.append((Job(job_id, target.name, priority, enriched, submitted_at=now), key))
+            result.jobs.append(SubmittedJob(job_id, fingerprint, target.name, priority, duplicate=False))
+        try:
+            self._track([job for job, _ in fresh])
+        except Exception:
+            self._release_quietly([(key, job.job_id) for job, key in fresh])
+            raise
+        for index, (job, _) in enumerate(fresh):
+            try:
+                self._enqueuer.enqueue(job)
+            except Exception:
+                # What was enqueued stays claimed; the rest is released so that the client's
+                # retry of this request enqueues exactly what is missing.
+                self._release_quietly([(key, job.job_id) for job, key in fresh[index:]])
+                raise
         return result
+
+    def _take_over_stale(self, claims: list[tuple[str, str]], holders: list[str | None]) -> list[str | None]:
+        """A claim whose job was never tracked belongs to a request that died before it got
+        that far (an API process killed mid-request): take it over rather than answer
+        "duplicate" with a job that does not exist."""
+        held = [i for i, holder in enumerate(holders) if holder is not None]
+        if not held:
+            return holders
+        known = self._tracker.known([str(holders[i]) for i in held])
+        stale = [i for i, ok in zip(held, known, strict=True) if not ok]
+        if not stale:
+            return holders
+        self._dedup.release_many([(claims[i][0], str(holders[i])) for i in stale])
+        retaken = self._dedup.claim_many([claims[i] for i in stale], self._window_s)
+        result = list(holders)
+        for i, holder in zip(stale, retaken, strict=True):
+            result[i] = holder
+        return result
+
+    def _release_quietly(self, claims: list[tuple[str, str]]) -> None:
+        # Best effort: when Redis itself failed, the claims expire with the dedup window.
+        with contextlib.suppress(Exception):
+            self._dedup.release_many(claims)
 
     def submit_job(
         self,
@@ -126,37 +176,28 @@ class Submitter:
             submitted_at=self._clock(),
             replayed_from=replayed_from,
         )
-        self._track_and_enqueue(job)
+        self._track([job])
+        self._enqueuer.enqueue(job)
         return job
 
-    def _submit_one(self, enriched: EnrichedAlert, target: Target) -> SubmittedJob:
-        priority = priority_of(enriched)
-        job_id = self._new_id()
-        key = dedup_key(enriched, target.name)
-        existing = self._dedup.claim(key, job_id, self._window_s) if self._window_s > 0 else None
-        fingerprint = enriched.alert.fingerprint
-        if existing is not None:
-            return SubmittedJob(existing, fingerprint, target.name, priority, duplicate=True)
-        job = Job(job_id, target.name, priority, enriched, submitted_at=self._clock())
-        try:
-            self._track_and_enqueue(job)
-        except Exception:
-            self._dedup.release(key, job_id)
-            raise
-        return SubmittedJob(job_id, fingerprint, target.name, priority, duplicate=False)
-
-    def _track_and_enqueue(self, job: Job) -> None:
-        if self._gate is not None and job.alert.alert.status is AlertStatus.RESOLVED:
-            self._gate.note_resolved(job.target, job.alert.alert.fingerprint, job.submitted_at)
-        self._tracker.record(
-            JobSnapshot(
-                id=job.job_id,
-                fingerprint=job.alert.alert.fingerprint,
-                alert_name=job.alert.alert.alert_name,
-                target=job.target,
-                priority=job.priority,
-                state=JobState.QUEUED,
-                submitted_at=job.submitted_at,
-            )
+    def _track(self, jobs: Sequence[Job]) -> None:
+        if not jobs:
+            return
+        if self._gate is not None:
+            for job in jobs:
+                if job.alert.alert.status is AlertStatus.RESOLVED:
+                    self._gate.note_resolved(job.target, job.alert.alert.fingerprint, job.submitted_at)
+        self._tracker.record_many(
+            [
+                JobSnapshot(
+                    id=job.job_id,
+                    fingerprint=job.alert.alert.fingerprint,
+                    alert_name=job.alert.alert.alert_name,
+                    target=job.target,
+                    priority=job.priority,
+                    state=JobState.QUEUED,
+                    submitted_at=job.submitted_at,
+                )
+                for job in jobs
+            ]
         )
-        self._enqueuer.enqueue(job)

@@ -171,6 +171,10 @@ class InMemoryJobTracker:
         while len(self._jobs) > self._capacity:
             self._jobs.popitem(last=False)
 
+    def record_many(self, snapshots: list[JobSnapshot]) -> None:
+        for snapshot in snapshots:
+            self.record(snapshot)
+
     def update(self, job_id: str, **fields: Any) -> None:
         if job_id in self._jobs:
             self._jobs[job_id] = replace(self._jobs[job_id], **fields)
@@ -182,6 +186,9 @@ class InMemoryJobTracker:
 
     def get(self, job_id: str) -> JobSnapshot | None:
         return self._jobs.get(job_id)
+
+    def known(self, job_ids: list[str]) -> list[bool]:
+        return [job_id in self._jobs for job_id in job_ids]
 
     def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
         matches = [
@@ -216,6 +223,13 @@ class InMemoryDeduplicator:
     def release(self, key: str, job_id: str) -> None:
         if self._claims.get(key, ("",))[0] == job_id:
             del self._claims[key]
+
+    def claim_many(self, claims: list[tuple[str, str]], window_s: float) -> list[str | None]:
+        return [self.claim(key, job_id, window_s) for key, job_id in claims]
+
+    def release_many(self, claims: list[tuple[str, str]]) -> None:
+        for key, job_id in claims:
+            self.release(key, job_id)
 
 
 class InMemoryOrderGate:

@@ -85,6 +85,10 @@ class JobTracker(Protocol):
         """Create or replace a job's entry."""
         ...
 
+    def record_many(self, snapshots: list[JobSnapshot]) -> None:
+        """``record`` for several jobs at once (one round trip)."""
+        ...
+
     def update(self, job_id: str, **fields: Any) -> None:
         """Change some fields of a tracked job (state, retry_count, started_at, ...)."""
         ...
@@ -95,6 +99,10 @@ class JobTracker(Protocol):
         ...
 
     def get(self, job_id: str) -> JobSnapshot | None: ...
+
+    def known(self, job_ids: list[str]) -> list[bool]:
+        """Whether each job is tracked (one round trip)."""
+        ...
 
     def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
         """Newest first, filtered, at most ``query.limit``; with the count of all matches."""
@@ -113,6 +121,12 @@ class Deduplicator(Protocol):
         """Drop a claim whose job could not be enqueued, so a retry of the request is not a
         duplicate of nothing."""
         ...
+
+    def claim_many(self, claims: list[tuple[str, str]], window_s: float) -> list[str | None]:
+        """``claim`` for several (key, job id) pairs at once, in order (one round trip)."""
+        ...
+
+    def release_many(self, claims: list[tuple[str, str]]) -> None: ...
 
 
 def truncate_error(text: str) -> str:

@@ -297,6 +297,15 @@ class RedisJobTracker:
         return f"{self._prefix}:job:{job_id}"
 
     def record(self, snapshot: JobSnapshot) -> None:
+        self.record_many([snapshot])
+
+    def record_many(self, snapshots: list[JobSnapshot]) -> None:
+        pipe = self._client.pipeline(transaction=False)
+        for snapshot in snapshots:
+            self._record_one(snapshot, pipe)
+        pipe.execute()
+
+    def _record_one(self, snapshot: JobSnapshot, client: Any) -> None:
         data = snapshot.to_dict()
         args: list[Any] = [
             self._ttl_ms,
@@ -308,7 +317,7 @@ class RedisJobTracker:
         for name in _FIELDS:
             if data.get(name) is not None:
                 args += [name, _encode(data[name])]
-        self._record(keys=[self._key(snapshot.id), self._index], args=args)
+        self._record(keys=[self._key(snapshot.id), self._index], args=args, client=client)
 
     def update(self, job_id: str, *, client: Any = None, **fields: Any) -> None:
         """``client`` may be a pipeline, to batch this with other writes."""
@@ -318,6 +327,12 @@ class RedisJobTracker:
                 raise ValueError(f"unknown tracking field {name!r}")
             args += [name, _encode(value)]
         self._update(keys=[self._key(job_id)], args=args, client=client)
+
+    def known(self, job_ids: list[str]) -> list[bool]:
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in job_ids:
+            pipe.hexists(self._key(job_id), "id")
+        return [bool(found) for found in pipe.execute()]
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
         return int(self._start(keys=[self._key(job_id)], args=[started_at, attempt_key]))
@@ -364,10 +379,18 @@ class RedisJobTracker:
         return counts
 
 
+# KEYS: the claim. ARGV: job_id. Deletes the claim only if that job still holds it.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
 class RedisDeduplicator:
     def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
         self._client = client
         self._prefix = prefix
+        self._release = client.register_script(_RELEASE)
 
     def claim(self, key: str, job_id: str, window_s: float) -> str | None:
         # SET NX GET (Redis >= 7): claim and learn the holder in one round trip.
@@ -377,9 +400,17 @@ class RedisDeduplicator:
         return _text(held) if isinstance(held, bytes | str) else None
 
     def release(self, key: str, job_id: str) -> None:
-        name = f"{self._prefix}:dedup:{key}"
-        if self._client.get(name) == job_id.encode():
-            self._client.delete(name)
+        self.release_many([(key, job_id)])
+
+    def claim_many(self, claims: list[tuple[str, str]], window_s: float) -> list[str | None]:
+        pipe = self._client.pipeline(transaction=False)
+        for key, job_id in claims:
+            pipe.set(f"{self._prefix}:dedup:{key}", job_id, nx=True, px=int(window_s * 1000), get=True)
+        return [_text(held) if isinstance(held, bytes | str) else None for held in pipe.execute()]
+
+    def release_many(self, claims: list[tuple[str, str]]) -> None:
+        for key, job_id in claims:
+            self._release(keys=[f"{self._prefix}:dedup:{key}"], args=[job_id])
 
 
 # KEYS: the alert's order hash. ARGV: firing (1|0), job_id, submitted_at, lease_ms.

@@ -1,0 +1,103 @@
+"""Submission: fan-out to matching targets, de-duplication within the window, and what a
+failed enqueue leaves behind."""
+
+from __future__ import annotations
+
+import pytest
+
+from publishing.alert import parse_alertmanager
+from publishing.submission import Submitter, dedup_key
+from publishing.targets import TargetRegistry, parse_target
+from publishing.testing import FrozenClock, InMemoryDeduplicator, InMemoryJobTracker, RecordingEnqueuer
+from publishing.tracking import JobState
+
+TARGETS = [
+    {"name": "all", "type": "webhook", "url": "http://a.example/"},
+    {
+        "name": "critical-only",
+        "type": "webhook",
+        "url": "http://c.example/",
+        "filter": {"severity": ["critical"]},
+    },
+]
+
+
+def alerts(*names_and_severities: tuple[str, str]):  # type: ignore[no-untyped-def]
+    raw = [
+        {"status": "firing", "labels": {"alertname": n, "severity": s}, "startsAt": "2026-01-01T00:00:00Z"}
+        for n, s in names_and_severities
+    ]
+    return parse_alertmanager({"alerts": raw})
+
+
+class Setup:
+    def __init__(self) -> None:
+        self.clock = FrozenClock()
+        self.tracker = InMemoryJobTracker()
+        self.dedup = InMemoryDeduplicator(self.clock)
+        self.enqueuer = RecordingEnqueuer()
+        self.submitter = Submitter(
+            TargetRegistry(parse_target(t) for t in TARGETS),
+            self.tracker,
+            self.dedup,
+            self.enqueuer,
+            dedup_window_s=300,
+            clock=self.clock,
+        )
+
+
+def test_each_alert_becomes_one_job_a_matching_target() -> None:
+    s = Setup()
+    result = s.submitter.submit(alerts(("Disk", "critical"), ("Cpu", "warning")))
+    assert sorted((j.target, j.priority.value) for j in result.jobs) == [
+        ("all", "high"),
+        ("all", "medium"),
+        ("critical-only", "high"),
+    ]
+    assert len(s.enqueuer.sent) == 3
+    assert all(s.tracker.get(j.id).state is JobState.QUEUED for j in result.jobs)
+
+
+def test_the_same_alert_again_within_the_window_is_answered_with_the_same_ids() -> None:
+    s = Setup()
+    first = s.submitter.submit(alerts(("Disk", "critical")))
+    s.clock.advance(299)
+    second = s.submitter.submit(alerts(("Disk", "critical")))
+    assert [j.id for j in second.jobs] == [j.id for j in first.jobs]
+    assert all(j.duplicate for j in second.jobs)
+    assert len(s.enqueuer.sent) == 2
+    s.clock.advance(2)
+    third = s.submitter.submit(alerts(("Disk", "critical")))
+    assert not any(j.duplicate for j in third.jobs)
+
+
+def test_a_failed_enqueue_releases_what_was_not_enqueued_so_a_retry_sends_only_that() -> None:
+    s = Setup()
+    sent = s.enqueuer.sent
+
+    def fail_on_second(job) -> None:  # type: ignore[no-untyped-def]
+        if len(sent) == 1:
+            raise ConnectionError("broker down")
+        sent.append(job)
+
+    s.enqueuer.enqueue = fail_on_second  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        s.submitter.submit(alerts(("Disk", "critical")))
+    assert len(sent) == 1
+
+    s.enqueuer.enqueue = sent.append  # type: ignore[method-assign]
+    retried = s.submitter.submit(alerts(("Disk", "critical")))
+    assert [j.duplicate for j in retried.jobs].count(True) == 1
+    assert len(sent) == 2
+    assert {j.target for j in sent} == {"all", "critical-only"}
+
+
+def test_a_claim_whose_job_was_never_tracked_is_taken_over() -> None:
+    s = Setup()
+    (alert,) = alerts(("Disk", "warning"))
+    s.dedup.claim(dedup_key(alert, "all"), "ghost-job", 300)  # a request that died mid-way
+    result = s.submitter.submit([alert])
+    (job,) = result.jobs
+    assert not job.duplicate
+    assert job.id != "ghost-job"
+    assert [j.job_id for j in s.enqueuer.sent] == [job.id]
