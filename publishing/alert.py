@@ -139,6 +139,15 @@ class _Problems:
             raise InvalidAlertError(self.items)
 
 
+def _encodable(value: str) -> bool:
+    """JSON may carry lone surrogates (``"\\ud800"``) that no UTF-8 store accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _string_map(value: Any, path: str, problems: _Problems) -> dict[str, str]:
     if value is None:
         return {}
@@ -147,26 +156,51 @@ def _string_map(value: Any, path: str, problems: _Problems) -> dict[str, str]:
         return {}
     result: dict[str, str] = {}
     for key, item in value.items():
-        if not isinstance(item, str):
+        if not _encodable(str(key)):
+            problems.add(path, "has a key that is not valid Unicode text")
+        elif not isinstance(item, str):
             problems.add(f"{path}.{key}", "must be a string")
+        elif not _encodable(item):
+            problems.add(f"{path}.{key}", "is not valid Unicode text (a lone surrogate)")
         else:
             result[str(key)] = item
     return result
 
 
+def _text_field(value: Any, path: str, problems: _Problems) -> str:
+    """An optional string field: absent is empty; any other type, or text that is not valid
+    Unicode, is a problem."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        problems.add(path, "must be a string")
+        return ""
+    if not _encodable(value):
+        problems.add(path, "is not valid Unicode text (a lone surrogate)")
+        return ""
+    return value
+
+
+_ZERO = datetime(1, 1, 1, tzinfo=UTC)
+
+
 def _time(value: Any, path: str, problems: _Problems, *, required: bool) -> datetime | None:
-    if value in (None, "") or value == GO_ZERO_TIME:
+    parsed: datetime | None = None
+    if isinstance(value, str) and value:
+        try:
+            parsed = parse_time(value)
+        except ValueError as exc:
+            problems.add(path, str(exc) if _encodable(value) else "is not an RFC 3339 timestamp")
+            return None
+    elif value not in (None, ""):
+        problems.add(path, "must be an RFC 3339 timestamp string")
+        return None
+    # Go's zero time, however it is spelled, means "not set".
+    if parsed is None or parsed == _ZERO:
         if required:
             problems.add(path, "is required (an RFC 3339 timestamp)")
         return None
-    if not isinstance(value, str):
-        problems.add(path, "must be an RFC 3339 timestamp string")
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        problems.add(path, str(exc))
-        return None
+    return parsed
 
 
 def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | None:
@@ -181,8 +215,8 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
     annotations = _string_map(raw.get("annotations"), f"{path}.annotations", problems)
     name_key = "alert_name" if snake else None
     alert_name = labels.get("alertname") or (raw.get(name_key) if name_key else None)
-    if name_key and raw.get(name_key) is not None and not isinstance(raw.get(name_key), str):
-        problems.add(f"{path}.{name_key}", "must be a string")
+    if name_key and raw.get(name_key) is not None:
+        _text_field(raw.get(name_key), f"{path}.{name_key}", problems)
     if not labels.get("alertname"):
         if snake and isinstance(alert_name, str) and alert_name:
             labels["alertname"] = alert_name
@@ -195,13 +229,12 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
     ends_at = _time(raw.get(ends_key), f"{path}.{ends_key}", problems, required=False)
     if starts_at and ends_at and ends_at < starts_at:
         problems.add(f"{path}.{ends_key}", f"may not precede {starts_key}")
-    generator_url = raw.get(url_key)
-    generator_url = "" if generator_url is None else generator_url
-    if not isinstance(generator_url, str):
-        problems.add(f"{path}.{url_key}", "must be a string")
+    generator_url = _text_field(raw.get(url_key), f"{path}.{url_key}", problems)
     fingerprint = raw.get("fingerprint")
-    if fingerprint is not None and (not isinstance(fingerprint, str) or not fingerprint.strip()):
-        problems.add(f"{path}.fingerprint", "must be a non-empty string")
+    if fingerprint is not None and (
+        not isinstance(fingerprint, str) or not fingerprint.strip() or not _encodable(fingerprint)
+    ):
+        problems.add(f"{path}.fingerprint", "must be a non-empty string of valid Unicode text")
     if len(problems.items) > start or starts_at is None:
         return None
     return Alert(
@@ -212,7 +245,7 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
         annotations=annotations,
         starts_at=starts_at,
         ends_at=ends_at,
-        generator_url=generator_url if isinstance(generator_url, str) else "",
+        generator_url=generator_url,
     )
 
 
@@ -229,13 +262,12 @@ def _classification(raw: Any, path: str, problems: _Problems) -> Classification 
     confidence = raw.get("confidence", 0.0)
     if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not 0 <= confidence <= 1:
         problems.add(f"{path}.confidence", "must be a number from 0 to 1")
-    reasoning = raw.get("reasoning")
-    reasoning = "" if reasoning is None else reasoning
-    if not isinstance(reasoning, str):
-        problems.add(f"{path}.reasoning", "must be a string")
+    reasoning = _text_field(raw.get("reasoning"), f"{path}.reasoning", problems)
     recommendations = raw.get("recommendations")
     recommendations = [] if recommendations is None else recommendations
-    if not isinstance(recommendations, list) or not all(isinstance(r, str) for r in recommendations):
+    if not isinstance(recommendations, list) or not all(
+        isinstance(r, str) and _encodable(r) for r in recommendations
+    ):
         problems.add(f"{path}.recommendations", "must be a list of strings")
     if len(problems.items) > start:
         return None
@@ -292,7 +324,9 @@ def parse_enriched(payload: Any, *, max_alerts: int | None = None) -> list[Enric
         classification = _classification(item.get("classification"), cpath, problems)
         metadata = item.get("enrichment_metadata")
         metadata = {} if metadata is None else metadata
-        if not isinstance(metadata, dict):
+        if not isinstance(metadata, dict) or not _encodable(
+            json.dumps(metadata, ensure_ascii=False, default=str)
+        ):
             problems.add(
                 f"{path}.enrichment_metadata" if prefix else "enrichment_metadata",
                 "must be an object",

@@ -136,13 +136,21 @@ def _key(letter_id: str) -> uuid.UUID:
         raise NotFoundError(f"no dead letter {letter_id!r}") from None
 
 
+def _storable(text: str) -> str:
+    """Text PostgreSQL accepts: no lone surrogates, no NUL. A dead letter must be writable
+    whatever the job carried, or the job could never leave the broker."""
+    return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {_storable(str(k)): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, str):
+        return _storable(value)
     return value
 
 
@@ -220,12 +228,12 @@ class SqlDeadLetterRepository:
         values: dict[str, Any] = {
             "id": uuid.UUID(letter.id),
             "job_id": uuid.UUID(letter.job_id),
-            "fingerprint": letter.fingerprint,
-            "target_name": letter.target_name,
-            "target_type": letter.target_type,
+            "fingerprint": _storable(letter.fingerprint),
+            "target_name": _storable(letter.target_name),
+            "target_type": _storable(letter.target_type),
             "enriched_alert": _jsonable(letter.enriched_alert),
             "target_config": _jsonable(letter.target_config),
-            "error_message": letter.error_message,
+            "error_message": _storable(letter.error_message),
             "error_type": ErrorType(letter.error_type).value,
             "retry_count": letter.retry_count,
             "last_retry_at": letter.last_retry_at,

@@ -32,6 +32,8 @@ class Job:
     # Set when delivery has failed for good but the DLQ row is not written yet (the
     # database was down): the next run writes the row instead of publishing again.
     dead_letter: Mapping[str, Any] | None = None
+    # Times the worker itself failed on this job (a bug, not the target): bounded, then DLQ.
+    crashes: int = 0
 
     def to_message(self) -> dict[str, Any]:
         return {
@@ -47,6 +49,7 @@ class Job:
             "deferrals": self.deferrals,
             "deferred_since": self.deferred_since,
             "dead_letter": dict(self.dead_letter) if self.dead_letter else None,
+            "crashes": self.crashes,
         }
 
     @classmethod
@@ -64,6 +67,7 @@ class Job:
             deferrals=int(data.get("deferrals") or 0),
             deferred_since=data.get("deferred_since"),
             dead_letter=data.get("dead_letter"),
+            crashes=int(data.get("crashes") or 0),
         )
 
     def evolve(self, **changes: Any) -> Job:

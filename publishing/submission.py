@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +16,12 @@ from publishing.job import Job
 from publishing.ordering import OrderGate
 from publishing.priority import Priority, priority_of
 from publishing.targets import Target, TargetRegistry
-from publishing.tracking import Deduplicator, JobSnapshot, JobState, JobTracker
+from publishing.tracking import Claim, ClaimStatus, Deduplicator, JobSnapshot, JobState, JobTracker
+
+# A request enqueues its jobs within milliseconds of claiming them; a claim still pending
+# after this long belongs to a request that died.
+CLAIM_GRACE_S = 5.0
+CLAIM_POLL_S = 0.02
 
 
 class Enqueuer(Protocol):
@@ -79,6 +85,8 @@ class Submitter:
         dedup_window_s: float,
         clock: Callable[[], float],
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        sleep: Callable[[float], None] = time.sleep,
+        claim_grace_s: float = CLAIM_GRACE_S,
     ) -> None:
         self._registry = registry
         self._tracker = tracker
@@ -88,13 +96,16 @@ class Submitter:
         self._window_s = dedup_window_s
         self._clock = clock
         self._new_id = new_id
+        self._sleep = sleep
+        self._grace_s = claim_grace_s
 
     def submit(
         self, alerts: Sequence[EnrichedAlert], target_names: Iterable[str] | None = None
     ) -> SubmissionResult:
         """Raises ``UnknownTargetError`` before anything is enqueued when a named target does
-        not exist; an enqueue failure propagates after releasing that job's dedup claim, so a
-        retried request enqueues what is missing and gets the same ids for the rest."""
+        not exist; an enqueue failure propagates after releasing the claims of the jobs not
+        enqueued, so a retried request enqueues what is missing and gets the same ids for the
+        rest."""
         names = list(target_names) if target_names is not None else None
         if names is not None:
             for name in names:
@@ -107,20 +118,17 @@ class Submitter:
                 result.unrouted.append(enriched.alert.fingerprint)
             pairs += [(enriched, target) for target in targets]
         # One round trip for every claim of the request, one for every tracking entry.
-        claims = [(dedup_key(enriched, target.name), self._new_id()) for enriched, target in pairs]
-        holders: list[str | None] = [None] * len(claims)
-        if self._window_s > 0 and claims:
-            holders = self._take_over_stale(claims, self._dedup.claim_many(claims, self._window_s))
+        keys = [dedup_key(enriched, target.name) for enriched, target in pairs]
+        claims = self._claim([(key, self._new_id()) for key in keys])
         now = self._clock()
         fresh: list[tuple[Job, str]] = []
-        for (enriched, target), (key, job_id), holder in zip(pairs, claims, holders, strict=True):
+        for (enriched, target), key, claim in zip(pairs, keys, claims, strict=True):
             priority = priority_of(enriched)
             fingerprint = enriched.alert.fingerprint
-            if holder is not None:
-                result.jobs.append(SubmittedJob(holder, fingerprint, target.name, priority, duplicate=True))
-                continue
-            fresh.append((Job(job_id, target.name, priority, enriched, submitted_at=now), key))
-            result.jobs.append(SubmittedJob(job_id, fingerprint, target.name, priority, duplicate=False))
+            duplicate = claim.status is ClaimStatus.DUPLICATE
+            result.jobs.append(SubmittedJob(claim.job_id, fingerprint, target.name, priority, duplicate))
+            if not duplicate:
+                fresh.append((Job(claim.job_id, target.name, priority, enriched, submitted_at=now), key))
         try:
             self._track([job for job, _ in fresh])
         except Exception:
@@ -131,33 +139,47 @@ class Submitter:
                 self._enqueuer.enqueue(job)
             except Exception:
                 # What was enqueued stays claimed; the rest is released so that the client's
-                # retry of this request enqueues exactly what is missing.
-                self._release_quietly([(key, job.job_id) for job, key in fresh[index:]])
+                # retry enqueues exactly what is missing (and if the release fails too, those
+                # pending claims are taken over after the grace period).
+                self._mark_quietly([(key, done.job_id) for done, key in fresh[:index]])
+                self._release_quietly([(key, left.job_id) for left, key in fresh[index:]])
                 raise
+        self._mark_quietly([(key, job.job_id) for job, key in fresh])
         return result
 
-    def _take_over_stale(self, claims: list[tuple[str, str]], holders: list[str | None]) -> list[str | None]:
-        """A claim whose job was never tracked belongs to a request that died before it got
-        that far (an API process killed mid-request): take it over rather than answer
-        "duplicate" with a job that does not exist."""
-        held = [i for i, holder in enumerate(holders) if holder is not None]
-        if not held:
-            return holders
-        known = self._tracker.known([str(holders[i]) for i in held])
-        stale = [i for i, ok in zip(held, known, strict=True) if not ok]
-        if not stale:
-            return holders
-        self._dedup.release_many([(claims[i][0], str(holders[i])) for i in stale])
-        retaken = self._dedup.claim_many([claims[i] for i in stale], self._window_s)
-        result = list(holders)
-        for i, holder in zip(stale, retaken, strict=True):
-            result[i] = holder
-        return result
+    def _claim(self, claims: list[tuple[str, str]]) -> list[Claim]:
+        """The request's claims. A claim another request holds without having enqueued its job
+        yet (an HA replica a few milliseconds ahead) is waited for, up to the grace period,
+        after which it is taken over."""
+        if self._window_s <= 0 or not claims:
+            return [Claim(ClaimStatus.NEW, job_id) for _, job_id in claims]
+        result = self._dedup.claim_many(claims, self._window_s, self._grace_s)
+        deadline = self._clock() + self._grace_s + 1.0
+        while True:
+            waiting = [i for i, claim in enumerate(result) if claim.status is ClaimStatus.PENDING]
+            if not waiting or self._clock() > deadline:
+                break
+            self._sleep(CLAIM_POLL_S)
+            again = self._dedup.claim_many([claims[i] for i in waiting], self._window_s, self._grace_s)
+            for i, claim in zip(waiting, again, strict=True):
+                result[i] = claim
+        # Still pending past the deadline (a clock jump): that job is its own request's.
+        return [
+            Claim(ClaimStatus.DUPLICATE, c.job_id) if c.status is ClaimStatus.PENDING else c for c in result
+        ]
 
     def _release_quietly(self, claims: list[tuple[str, str]]) -> None:
-        # Best effort: when Redis itself failed, the claims expire with the dedup window.
-        with contextlib.suppress(Exception):
-            self._dedup.release_many(claims)
+        # Best effort: when Redis itself failed, the pending claims are taken over later.
+        if claims and self._window_s > 0:
+            with contextlib.suppress(Exception):
+                self._dedup.release_many(claims)
+
+    def _mark_quietly(self, claims: list[tuple[str, str]]) -> None:
+        # Best effort: an unmarked claim is taken over after the grace period, and its job
+        # enqueued again under the same id (a duplicate delivery at worst, never a lost one).
+        if claims and self._window_s > 0:
+            with contextlib.suppress(Exception):
+                self._dedup.mark_enqueued(claims)
 
     def submit_job(
         self,

@@ -293,6 +293,16 @@ def _positive(value: Any) -> bool:
 
 def parse_target(raw: Any, where: str = "target") -> Target:
     """Validate one target object; errors name the target and never echo a secret."""
+    try:
+        return _parse_target(raw, where)
+    except (TypeError, ValueError, OverflowError) as exc:
+        # Numbers too large for a float, unhashable list entries and the like.
+        name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
+        label = f"{where} {name!r}" if name else where
+        raise _fail(label, f"invalid value ({type(exc).__name__})") from None
+
+
+def _parse_target(raw: Any, where: str) -> Target:
     if not isinstance(raw, dict):
         raise _fail(where, "a target must be a mapping")
     name = raw.get("name")
@@ -469,7 +479,7 @@ class TargetRegistry:
         with self._lock:
             try:
                 targets = load_targets(self._path)
-            except ConfigError as exc:
+            except (ConfigError, OSError, UnicodeDecodeError) as exc:
                 self.last_error = str(exc)
                 log.warning("targets not reloaded, keeping the last good set: %s", exc)
                 self._signature = signature

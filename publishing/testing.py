@@ -29,7 +29,7 @@ from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResu
 from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError
 from publishing.ordering import Gate, GateDecision
 from publishing.target_health import HealthEvent, TargetHealth
-from publishing.tracking import JobQuery, JobSnapshot, JobState
+from publishing.tracking import Claim, ClaimStatus, JobQuery, JobSnapshot, JobState
 
 
 class FrozenClock:
@@ -187,9 +187,6 @@ class InMemoryJobTracker:
     def get(self, job_id: str) -> JobSnapshot | None:
         return self._jobs.get(job_id)
 
-    def known(self, job_ids: list[str]) -> list[bool]:
-        return [job_id in self._jobs for job_id in job_ids]
-
     def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
         matches = [
             s
@@ -208,28 +205,39 @@ class InMemoryJobTracker:
 
 
 class InMemoryDeduplicator:
+    """Claims are ("pending", job, since) until marked, then ("enqueued", job, since)."""
+
     def __init__(self, clock: FrozenClock) -> None:
         self._clock = clock
-        self._claims: dict[str, tuple[str, float]] = {}
+        self._claims: dict[str, tuple[str, str, float, float]] = {}  # key -> (kind, job, since, expiry)
 
-    def claim(self, key: str, job_id: str, window_s: float) -> str | None:
-        now = self._clock()
-        held = self._claims.get(key)
-        if held and held[1] > now:
-            return held[0]
-        self._claims[key] = (job_id, now + window_s)
-        return None
+    def claim_many(self, claims: list[tuple[str, str]], window_s: float, grace_s: float) -> list[Claim]:
+        now, result = self._clock(), []
+        for key, job_id in claims:
+            held = self._claims.get(key)
+            if held is None or held[3] <= now:
+                self._claims[key] = ("pending", job_id, now, now + window_s)
+                result.append(Claim(ClaimStatus.NEW, job_id))
+            elif held[0] == "enqueued":
+                result.append(Claim(ClaimStatus.DUPLICATE, held[1]))
+            elif now - held[2] >= grace_s:
+                self._claims[key] = ("pending", held[1], now, held[3])
+                result.append(Claim(ClaimStatus.TAKEN_OVER, held[1]))
+            else:
+                result.append(Claim(ClaimStatus.PENDING, held[1]))
+        return result
 
-    def release(self, key: str, job_id: str) -> None:
-        if self._claims.get(key, ("",))[0] == job_id:
-            del self._claims[key]
-
-    def claim_many(self, claims: list[tuple[str, str]], window_s: float) -> list[str | None]:
-        return [self.claim(key, job_id, window_s) for key, job_id in claims]
+    def mark_enqueued(self, claims: list[tuple[str, str]]) -> None:
+        for key, job_id in claims:
+            held = self._claims.get(key)
+            if held and held[:2] == ("pending", job_id):
+                self._claims[key] = ("enqueued", job_id, held[2], held[3])
 
     def release_many(self, claims: list[tuple[str, str]]) -> None:
         for key, job_id in claims:
-            self.release(key, job_id)
+            held = self._claims.get(key)
+            if held and held[:2] == ("pending", job_id):
+                del self._claims[key]
 
 
 class InMemoryOrderGate:

@@ -100,10 +100,6 @@ class JobTracker(Protocol):
 
     def get(self, job_id: str) -> JobSnapshot | None: ...
 
-    def known(self, job_ids: list[str]) -> list[bool]:
-        """Whether each job is tracked (one round trip)."""
-        ...
-
     def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
         """Newest first, filtered, at most ``query.limit``; with the count of all matches."""
         ...
@@ -111,22 +107,37 @@ class JobTracker(Protocol):
     def count_by_state(self) -> dict[str, int]: ...
 
 
+class ClaimStatus(StrEnum):
+    NEW = "new"  # this request holds the claim now
+    DUPLICATE = "duplicate"  # another request's job was enqueued under it
+    PENDING = "pending"  # another request holds it and has not enqueued its job yet
+    TAKEN_OVER = "taken_over"  # a pending claim left too long (its request died): ours now
+
+
+@dataclass(frozen=True)
+class Claim:
+    status: ClaimStatus
+    job_id: str
+
+
 class Deduplicator(Protocol):
-    def claim(self, key: str, job_id: str, window_s: float) -> str | None:
-        """Claim ``key`` for ``job_id`` for ``window_s``; return the job id that already holds
-        it (a duplicate), or None when this claim won."""
+    """Claims on submissions, so the same notification sent twice (HA Alertmanagers) becomes
+    one job. A claim is *pending* until its job is enqueued and *enqueued* after; a pending
+    claim older than the grace period belongs to a request that died, and is taken over with
+    the same job id (so a job that did reach the broker is at worst delivered twice under
+    one id, never lost)."""
+
+    def claim_many(self, claims: list[tuple[str, str]], window_s: float, grace_s: float) -> list[Claim]:
+        """Claim each (key, job id) for ``window_s`` (one round trip)."""
         ...
 
-    def release(self, key: str, job_id: str) -> None:
-        """Drop a claim whose job could not be enqueued, so a retry of the request is not a
-        duplicate of nothing."""
+    def mark_enqueued(self, claims: list[tuple[str, str]]) -> None:
+        """The jobs of these (key, job id) claims are on the broker."""
         ...
 
-    def claim_many(self, claims: list[tuple[str, str]], window_s: float) -> list[str | None]:
-        """``claim`` for several (key, job id) pairs at once, in order (one round trip)."""
+    def release_many(self, claims: list[tuple[str, str]]) -> None:
+        """Drop pending claims whose jobs could not be enqueued."""
         ...
-
-    def release_many(self, claims: list[tuple[str, str]]) -> None: ...
 
 
 def truncate_error(text: str) -> str:

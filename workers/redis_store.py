@@ -26,7 +26,7 @@ from publishing.breaker import (
 from publishing.ordering import Gate, GateDecision
 from publishing.priority import Priority
 from publishing.target_health import HealthEvent, TargetHealth
-from publishing.tracking import JobQuery, JobSnapshot, JobState
+from publishing.tracking import Claim, ClaimStatus, JobQuery, JobSnapshot, JobState
 
 _NOW_MS = """
 local t = redis.call('TIME')
@@ -328,12 +328,6 @@ class RedisJobTracker:
             args += [name, _encode(value)]
         self._update(keys=[self._key(job_id)], args=args, client=client)
 
-    def known(self, job_ids: list[str]) -> list[bool]:
-        pipe = self._client.pipeline(transaction=False)
-        for job_id in job_ids:
-            pipe.hexists(self._key(job_id), "id")
-        return [bool(found) for found in pipe.execute()]
-
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
         return int(self._start(keys=[self._key(job_id)], args=[started_at, attempt_key]))
 
@@ -379,9 +373,41 @@ class RedisJobTracker:
         return counts
 
 
-# KEYS: the claim. ARGV: job_id. Deletes the claim only if that job still holds it.
+# KEYS: the claim. ARGV: job_id, window_ms, grace_ms. A claim is "P|job|since_ms" while its
+# job is pending and "E|job" once enqueued. Returns {status, job id}.
+_CLAIM = (
+    _NOW_MS
+    + """
+local held = redis.call('GET', KEYS[1])
+if not held then
+  redis.call('SET', KEYS[1], 'P|' .. ARGV[1] .. '|' .. now, 'PX', ARGV[2])
+  return {'new', ARGV[1]}
+end
+local kind, job, since = string.match(held, '^([PE])|([^|]+)|?(%d*)$')
+if kind == 'P' and now - tonumber(since) >= tonumber(ARGV[3]) then
+  redis.call('SET', KEYS[1], 'P|' .. job .. '|' .. now, 'KEEPTTL')
+  return {'taken_over', job}
+end
+if kind == 'P' then return {'pending', job} end
+return {'duplicate', job or held}
+"""
+)
+
+# KEYS: the claim. ARGV: job_id. Marks a pending claim of that job enqueued.
+_MARK = """
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, #ARGV[1] + 3) == 'P|' .. ARGV[1] .. '|' then
+  redis.call('SET', KEYS[1], 'E|' .. ARGV[1], 'KEEPTTL')
+end
+return 1
+"""
+
+# KEYS: the claim. ARGV: job_id. Drops a pending claim of that job.
 _RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+local held = redis.call('GET', KEYS[1])
+if held and string.sub(held, 1, #ARGV[1] + 3) == 'P|' .. ARGV[1] .. '|' then
+  return redis.call('DEL', KEYS[1])
+end
 return 0
 """
 
@@ -390,27 +416,31 @@ class RedisDeduplicator:
     def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
         self._client = client
         self._prefix = prefix
+        self._claim = client.register_script(_CLAIM)
+        self._mark = client.register_script(_MARK)
         self._release = client.register_script(_RELEASE)
 
-    def claim(self, key: str, job_id: str, window_s: float) -> str | None:
-        # SET NX GET (Redis >= 7): claim and learn the holder in one round trip.
-        held = self._client.set(
-            f"{self._prefix}:dedup:{key}", job_id, nx=True, px=int(window_s * 1000), get=True
-        )
-        return _text(held) if isinstance(held, bytes | str) else None
+    def _key(self, key: str) -> str:
+        return f"{self._prefix}:dedup:{key}"
 
-    def release(self, key: str, job_id: str) -> None:
-        self.release_many([(key, job_id)])
-
-    def claim_many(self, claims: list[tuple[str, str]], window_s: float) -> list[str | None]:
+    def claim_many(self, claims: list[tuple[str, str]], window_s: float, grace_s: float) -> list[Claim]:
         pipe = self._client.pipeline(transaction=False)
         for key, job_id in claims:
-            pipe.set(f"{self._prefix}:dedup:{key}", job_id, nx=True, px=int(window_s * 1000), get=True)
-        return [_text(held) if isinstance(held, bytes | str) else None for held in pipe.execute()]
+            args: list[str | int] = [job_id, max(1, int(window_s * 1000)), int(grace_s * 1000)]
+            self._claim(keys=[self._key(key)], args=args, client=pipe)
+        return [Claim(ClaimStatus(_text(status)), _text(job)) for status, job in pipe.execute()]
+
+    def mark_enqueued(self, claims: list[tuple[str, str]]) -> None:
+        self._run(self._mark, claims)
 
     def release_many(self, claims: list[tuple[str, str]]) -> None:
+        self._run(self._release, claims)
+
+    def _run(self, script: Any, claims: list[tuple[str, str]]) -> None:
+        pipe = self._client.pipeline(transaction=False)
         for key, job_id in claims:
-            self._release(keys=[f"{self._prefix}:dedup:{key}"], args=[job_id])
+            script(keys=[self._key(key)], args=[job_id], client=pipe)
+        pipe.execute()
 
 
 # KEYS: the alert's order hash. ARGV: firing (1|0), job_id, submitted_at, lease_ms.

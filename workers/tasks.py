@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Celery, Task
-from celery.exceptions import Reject
+from celery.exceptions import Ignore, Reject, Retry
 
 from publishing.classification import ErrorType
 from publishing.delivery import (
@@ -31,6 +32,7 @@ from publishing.delivery import (
 from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
+from publishing.priority import Priority
 from publishing.tracking import JobState
 from workers import metrics
 from workers.logs import job_context
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 # A message started this many times for the same attempt is a poison job that kills its
 # worker: it goes to the DLQ instead of around forever.
 MAX_REDELIVERIES = 3
+# Times a job may crash the task (a bug, not the target) before it is dead-lettered.
+MAX_CRASHES = 3
 # While Redis (tracking, breaker) is unreachable, a job asks again after this long.
 REDIS_RETRY_S = 2.0
 # While the database is down, a job that failed for good asks again this often.
@@ -101,10 +105,15 @@ def _attempt_key(job: Job) -> str:
 
 
 def publish(task: PublishTask, message: dict[str, Any]) -> str:
-    job = Job.from_message(message)
     services = services_for(task.app.conf.publishing_settings)
     try:
+        job = Job.from_message(message)
+    except Exception as exc:
+        return _dead_letter_unreadable(task, services, message, exc)
+    try:
         return _publish(task, services, job)
+    except (Retry, Reject, Ignore, RetryDue):
+        raise
     except redis.RedisError as exc:
         # Tracking or the breaker is unreachable (a failover, a blip). Celery would record a
         # failure and acknowledge the message; retry the same job instead, spending nothing.
@@ -116,6 +125,57 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
             extra=job_context(job),
         )
         raise task.retry(countdown=REDIS_RETRY_S, kwargs={"message": message}) from None
+    except Exception as exc:
+        # A bug of ours on this job. Celery would record a failure and acknowledge the message
+        # (the job would be gone): try again a few times, then dead-letter it.
+        crashed = job.evolve(crashes=job.crashes + 1)
+        log.exception(
+            "job %s: the worker failed on it (%d)", job.job_id, crashed.crashes, extra=job_context(job)
+        )
+        if crashed.crashes <= MAX_CRASHES and job.dead_letter is None:
+            raise task.retry(
+                countdown=2.0 * crashed.crashes, kwargs={"message": crashed.to_message()}
+            ) from None
+        if job.dead_letter is not None:
+            # The DLQ write itself fails, and not because the database is down: keep the job.
+            raise task.retry(
+                countdown=DLQ_WRITE_RETRY_S[-1], kwargs={"message": crashed.to_message()}
+            ) from None
+        failed = Failed(
+            ErrorType.UNKNOWN, f"the worker failed on this job {crashed.crashes} times ({type(exc).__name__})"
+        )
+        return _fail(task, services, crashed, failed)
+
+
+def _dead_letter_unreadable(task: PublishTask, services: Services, message: Any, exc: Exception) -> str:
+    """A message that is not a job we can read (written by a newer or broken producer): it
+    goes to the DLQ as it came, so an operator can see it, never silently away."""
+    raw: dict[str, Any] = message if isinstance(message, dict) else {"message": message}
+    alert = raw.get("alert")
+    enriched: dict[str, Any] = alert if isinstance(alert, dict) else {"raw": raw}
+    inner = enriched.get("alert")
+    priority = str(raw.get("priority"))
+    target = str(raw.get("target", "unknown"))
+    letter = DeadLetter(
+        id=str(uuid.uuid4()),
+        job_id=str(task.request.id),
+        fingerprint=str(inner.get("fingerprint", "")) if isinstance(inner, dict) else "",
+        target_name=target,
+        target_type="unknown",
+        enriched_alert=enriched,
+        target_config={"name": target},
+        error_message=f"the job message could not be read: {type(exc).__name__}: {exc}"[:500],
+        error_type=ErrorType.PERMANENT,
+        retry_count=0,
+        priority=Priority(priority) if priority in {p.value for p in Priority} else Priority.MEDIUM,
+        failed_at=datetime.now(UTC),
+    )
+    log.error("job %s: unreadable message (%s); dead-lettering it", task.request.id, type(exc).__name__)
+    try:
+        services.dead_letters.write(letter)
+    except DatabaseUnavailableError:
+        raise task.retry(countdown=DLQ_WRITE_RETRY_S[-1]) from None
+    return JobState.DLQ.value
 
 
 def _publish(task: PublishTask, services: Services, job: Job) -> str:

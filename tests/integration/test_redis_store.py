@@ -12,7 +12,7 @@ import redis
 
 from publishing.breaker import Admit, BreakerConfig, BreakerState, Defer, DeferReason, RateLimit, Transition
 from publishing.priority import Priority
-from publishing.tracking import JobQuery, JobSnapshot, JobState
+from publishing.tracking import Claim, ClaimStatus, JobQuery, JobSnapshot, JobState
 from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker
 
 pytestmark = pytest.mark.redis
@@ -191,21 +191,36 @@ def test_mark_started_counts_redeliveries_of_the_same_attempt(client) -> None:
     assert job.started_at == 12.0
 
 
-def test_dedup_returns_the_first_job_id_within_the_window(client) -> None:
+def test_a_claim_is_pending_until_enqueued_then_a_duplicate_within_the_window(client) -> None:
     dedup = RedisDeduplicator(client, "t")
-    assert dedup.claim("k", "job-1", 0.3) is None
-    assert dedup.claim("k", "job-2", 0.3) == "job-1"
-    time.sleep(0.35)
-    assert dedup.claim("k", "job-3", 0.3) is None
+    (first,) = dedup.claim_many([("k", "job-1")], 0.5, grace_s=5)
+    assert first == Claim(ClaimStatus.NEW, "job-1")
+    assert dedup.claim_many([("k", "job-2")], 0.5, 5) == [Claim(ClaimStatus.PENDING, "job-1")]
+    dedup.mark_enqueued([("k", "job-1")])
+    assert dedup.claim_many([("k", "job-2")], 0.5, 5) == [Claim(ClaimStatus.DUPLICATE, "job-1")]
+    time.sleep(0.55)
+    assert dedup.claim_many([("k", "job-3")], 0.5, 5) == [Claim(ClaimStatus.NEW, "job-3")]
 
 
-def test_dedup_release_only_drops_the_callers_own_claim(client) -> None:
+def test_a_pending_claim_past_the_grace_period_is_taken_over_with_its_job_id(client) -> None:
     dedup = RedisDeduplicator(client, "t")
-    dedup.claim("k", "job-1", 10)
-    dedup.release("k", "someone-else")
-    assert dedup.claim("k", "job-2", 10) == "job-1"
-    dedup.release("k", "job-1")
-    assert dedup.claim("k", "job-2", 10) is None
+    dedup.claim_many([("k", "job-1")], 10, 0.2)  # its request dies before enqueueing
+    time.sleep(0.25)
+    assert dedup.claim_many([("k", "job-2")], 10, 0.2) == [Claim(ClaimStatus.TAKEN_OVER, "job-1")]
+    assert dedup.claim_many([("k", "job-3")], 10, 0.2) == [Claim(ClaimStatus.PENDING, "job-1")]
+
+
+def test_release_drops_only_the_callers_own_pending_claim(client) -> None:
+    dedup = RedisDeduplicator(client, "t")
+    dedup.claim_many([("k", "job-1"), ("e", "job-9")], 10, 5)
+    dedup.mark_enqueued([("e", "job-9")])
+    dedup.release_many([("k", "someone-else"), ("e", "job-9")])
+    assert dedup.claim_many([("k", "job-2"), ("e", "job-2")], 10, 5) == [
+        Claim(ClaimStatus.PENDING, "job-1"),
+        Claim(ClaimStatus.DUPLICATE, "job-9"),
+    ]
+    dedup.release_many([("k", "job-1")])
+    assert dedup.claim_many([("k", "job-2")], 10, 5) == [Claim(ClaimStatus.NEW, "job-2")]
 
 
 def test_the_rate_limit_spaces_attempts_and_takes_no_token_when_deferred(breakers) -> None:

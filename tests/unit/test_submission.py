@@ -92,12 +92,27 @@ def test_a_failed_enqueue_releases_what_was_not_enqueued_so_a_retry_sends_only_t
     assert {j.target for j in sent} == {"all", "critical-only"}
 
 
-def test_a_claim_whose_job_was_never_tracked_is_taken_over() -> None:
+def test_a_replica_waits_for_the_other_replicas_pending_claim_and_answers_with_its_id() -> None:
     s = Setup()
     (alert,) = alerts(("Disk", "warning"))
-    s.dedup.claim(dedup_key(alert, "all"), "ghost-job", 300)  # a request that died mid-way
-    result = s.submitter.submit([alert])
-    (job,) = result.jobs
-    assert not job.duplicate
-    assert job.id != "ghost-job"
-    assert [j.job_id for j in s.enqueuer.sent] == [job.id]
+    key = dedup_key(alert, "all")
+    s.dedup.claim_many([(key, "job-of-the-other-replica")], 300, 5)
+
+    def other_replica_enqueues(_: float) -> None:
+        s.dedup.mark_enqueued([(key, "job-of-the-other-replica")])
+
+    s.submitter._sleep = other_replica_enqueues  # type: ignore[attr-defined]
+    (job,) = s.submitter.submit([alert]).jobs
+    assert (job.id, job.duplicate) == ("job-of-the-other-replica", True)
+    assert s.enqueuer.sent == []
+
+
+def test_a_claim_left_pending_by_a_dead_request_is_taken_over_with_the_same_job_id() -> None:
+    s = Setup()
+    (alert,) = alerts(("Disk", "warning"))
+    s.dedup.claim_many([(dedup_key(alert, "all"), "ghost-job")], 300, 5)  # its request died
+
+    s.submitter._sleep = s.clock.advance  # type: ignore[attr-defined]
+    (job,) = s.submitter.submit([alert]).jobs
+    assert (job.id, job.duplicate) == ("ghost-job", False)
+    assert [j.job_id for j in s.enqueuer.sent] == ["ghost-job"]
