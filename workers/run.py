@@ -50,7 +50,7 @@ def ensure_redis(settings: Settings, children: list[subprocess.Popen[bytes]]) ->
     data = VAR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     say(
-        f"nothing answers at {settings.redis_url}: starting a private redis-server on port {port} (data in var/redis)"
+        f"nothing answers at {settings.redis_url}: starting a private redis-server on port {port} (data in {data})"
     )
     children.append(
         subprocess.Popen(
@@ -105,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     ensure_redis(settings, children)
     metrics_dir = Path(tempfile.mkdtemp(prefix="publishing-metrics-"))
     env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    env.setdefault("FLOWER_BASIC_AUTH", f"admin:{secrets.token_urlsafe(12)}")
+    credentials = VAR / "flower-credentials"
+    generated = "FLOWER_BASIC_AUTH" not in env
+    if generated:
+        # A password for this run, kept out of the terminal and the logs: read it from the file.
+        env["FLOWER_BASIC_AUTH"] = f"admin:{secrets.token_urlsafe(12)}"
+        credentials.write_text(env["FLOWER_BASIC_AUTH"] + "\n")
+        credentials.chmod(0o600)
     env.setdefault("PUBLISHING_WORKER_METRICS_PORT", str(free_port(9808)))
 
     say("applying migrations (alembic upgrade head)")
@@ -136,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         f"API      http://127.0.0.1:{api_port}  (health /readyz, metrics /metrics, docs /api/v2/openapi.json)"
     )
     say(f"webhook  http://127.0.0.1:{api_port}/webhook  (point Alertmanager here)")
-    say(f"Flower   http://127.0.0.1:{flower_port}  (user {user}; password in FLOWER_BASIC_AUTH)")
+    where = str(credentials) if generated else "FLOWER_BASIC_AUTH"
+    say(f"Flower   http://127.0.0.1:{flower_port}  (user {user}; password in {where})")
     say(f"worker metrics http://127.0.0.1:{env['PUBLISHING_WORKER_METRICS_PORT']}/metrics")
     if not settings.targets_path:
         say("no PUBLISHING_TARGETS set: alerts will be accepted but routed nowhere (see README)")
