@@ -75,7 +75,23 @@ END_TO_END = Histogram(
     ["priority", "target"],
     buckets=LATENCY_BUCKETS,
 )
-DEFERRALS = Counter(f"{NS}_deferrals_total", "Attempts deferred by an open breaker", ["target"])
+DEFERRALS = Counter(
+    f"{NS}_deferrals_total",
+    "Attempts not made now: open breaker, busy probe slot, rate limit, pause, ordering",
+    ["target", "reason"],
+)
+LAST_SUCCESS = Gauge(
+    f"{NS}_target_last_success_timestamp_seconds",
+    "When a target last took a job",
+    ["target"],
+    multiprocess_mode="max",
+)
+LAST_FAILURE = Gauge(
+    f"{NS}_target_last_failure_timestamp_seconds",
+    "When an attempt to a target last failed",
+    ["target"],
+    multiprocess_mode="max",
+)
 FALLBACKS = Counter(f"{NS}_fallback_reroutes_total", "Jobs sent to a fallback target", ["target", "via"])
 DEDUP_HITS = Counter(f"{NS}_dedup_hits_total", "Submissions answered with an existing job", ["target"])
 UNROUTED = Counter(f"{NS}_unrouted_alerts_total", "Alerts that no target's filter matched")

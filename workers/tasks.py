@@ -349,7 +349,7 @@ def _observe_attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
         metrics.FALLBACKS.labels(target, outcome.via).inc()
         return
     if isinstance(outcome, Deferred):
-        metrics.DEFERRALS.labels(target).inc()
+        metrics.DEFERRALS.labels(job.via or target, outcome.reason.value).inc()
         metrics.JOBS_PROCESSED.labels(target, JobState.DEFERRED.value).inc()
         return
     metrics.JOB_DURATION.labels(target, priority).observe(duration_s)
@@ -358,8 +358,11 @@ def _observe_attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
         metrics.ATTEMPTS.labels(target, attempt, "success").inc()
         metrics.JOBS_PROCESSED.labels(target, JobState.SUCCEEDED.value).inc()
         metrics.END_TO_END.labels(priority, target).observe(max(0.0, time.time() - job.submitted_at))
+        metrics.LAST_SUCCESS.labels(job.via or target).set(time.time())
         return
     metrics.ATTEMPTS.labels(target, attempt, "failure").inc()
+    if isinstance(outcome, RetryScheduled | Failed):
+        metrics.LAST_FAILURE.labels(job.via or target).set(time.time())
     if isinstance(outcome, RetryScheduled):
         metrics.RETRY_ATTEMPTS.labels(target, outcome.error_type.value).inc()
         metrics.JOBS_PROCESSED.labels(target, JobState.RETRYING.value).inc()
