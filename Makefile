@@ -34,7 +34,9 @@ demo: install
 	$(BIN)/python -m workers.run --demo
 
 bench: install
-	$(BIN)/python -m bench
+	$(BIN)/python -c 'import matplotlib' 2>/dev/null && test -x $(BIN)/py-spy \
+		|| $(BIN)/pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
