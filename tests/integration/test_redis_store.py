@@ -244,3 +244,13 @@ def test_a_pause_defers_every_attempt_and_reset_lifts_it(breakers) -> None:
     assert breakers.acquire("pd", CONFIG, 5).wait_s > 4  # type: ignore[union-attr]
     breakers.reset("pd")
     assert breakers.acquire("pd", CONFIG, 5) == Admit()
+
+
+def test_pipelined_scripts_survive_a_script_cache_flush(client) -> None:
+    tracker = RedisJobTracker(client, prefix="t", capacity=10, ttl_s=60)
+    dedup = RedisDeduplicator(client, "t")
+    client.script_flush()  # as after a Redis restart
+    tracker.record_many([snapshot("a", 1.0), snapshot("b", 2.0)])
+    assert [j.id for j in tracker.list(JobQuery())[0]] == ["b", "a"]
+    client.script_flush()
+    assert dedup.claim_many([("k", "job-1")], 10, 5) == [Claim(ClaimStatus.NEW, "job-1")]

@@ -135,22 +135,26 @@ def settle(
     *,
     timeout_s: float,
     quiet_s: float = 1.5,
+    hopeless_s: float = 10.0,
 ) -> bool:
-    """Wait until ``accounted()`` holds and the broker stays empty for ``quiet_s``; False when
-    ``timeout_s`` passes first (the test then reports its books and fails)."""
+    """Wait until ``accounted()`` holds and the broker stays empty for ``quiet_s``. False when
+    ``timeout_s`` passes first, or when the broker has stayed empty for ``hopeless_s`` with
+    jobs still unaccounted for: nothing is left that could bring them (they are lost)."""
     deadline = time.monotonic() + timeout_s
     quiet_since: float | None = None
+    empty_since: float | None = None
     while time.monotonic() < deadline:
         try:
-            idle = broker_busy(client) == 0 and accounted()
+            empty = broker_busy(client) == 0
+            done = empty and accounted()
         except (redis.RedisError, sa.exc.OperationalError):
-            idle = False
+            empty = done = False
         now = time.monotonic()
-        if not idle:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = now
-        elif now - quiet_since >= quiet_s:
+        quiet_since = (quiet_since or now) if done else None
+        empty_since = (empty_since or now) if empty and not done else None
+        if quiet_since is not None and now - quiet_since >= quiet_s:
             return True
+        if empty_since is not None and now - empty_since >= hopeless_s:
+            return False
         time.sleep(0.2)
     return False

@@ -135,6 +135,10 @@ class FaultTarget:
     def respond_with(self, responder: Responder | Reply) -> None:
         self._responder = _constant(responder)
 
+    def tag_with(self, tag: Callable[[], str | None]) -> None:
+        """Label every later request, on arrival, with ``tag()`` (say, the breaker's state)."""
+        self._tag = tag
+
     def _arrive(self, hit: Hit) -> None:
         hit.tag = self._tag() if self._tag else None
         with self._lock:
