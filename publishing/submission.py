@@ -22,6 +22,7 @@ from publishing.tracking import Claim, ClaimStatus, Deduplicator, JobSnapshot, J
 # after this long belongs to a request that died.
 CLAIM_GRACE_S = 5.0
 CLAIM_POLL_S = 0.02
+PRIORITY_ORDER = {Priority.HIGH: 0, Priority.MEDIUM: 1, Priority.LOW: 2}
 
 
 class Enqueuer(Protocol):
@@ -134,6 +135,8 @@ class Submitter:
         except Exception:
             self._release_quietly([(key, job.job_id) for job, key in fresh])
             raise
+        # High first: a page in a mixed request does not wait for its medium and low siblings.
+        fresh.sort(key=lambda pair: PRIORITY_ORDER[pair[0].priority])
         for index, (job, _) in enumerate(fresh):
             try:
                 self._enqueuer.enqueue(job)

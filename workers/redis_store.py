@@ -8,9 +8,13 @@ registered with redis-py, which reloads them after a Redis restart.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import redis
+from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
 
 from publishing.breaker import (
     Admit,
@@ -126,6 +130,33 @@ end
 return 0
 """
 )
+
+
+def run_pipeline(
+    client: redis.Redis, build: Callable[[Pipeline], None], scripts: Iterable[Script]
+) -> list[Any]:
+    """Build and run a pipeline whose scripts are called by ``evalsha`` (see ``eval_script``).
+    redis-py would otherwise send SCRIPT EXISTS before every pipeline with scripts; after a
+    Redis restart (scripts gone) they are loaded and the pipeline is built and run again."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            for script in scripts:
+                client.script_load(script.script)
+    raise AssertionError("unreachable")
+
+
+def eval_script(script: Script, keys: list[str], args: list[Any], client: Any = None) -> Any:
+    """Run a registered script; on a pipeline, queue a bare EVALSHA (``run_pipeline`` loads
+    the scripts when Redis has lost them)."""
+    if isinstance(client, Pipeline):
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    return script(keys=keys, args=args, client=client)
 
 
 def _text(value: Any) -> str:
@@ -292,6 +323,7 @@ class RedisJobTracker:
         self._record = client.register_script(_RECORD)
         self._update = client.register_script(_UPDATE)
         self._start = client.register_script(_START)
+        self.scripts = [self._record, self._update, self._start]
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
@@ -300,10 +332,11 @@ class RedisJobTracker:
         self.record_many([snapshot])
 
     def record_many(self, snapshots: list[JobSnapshot]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for snapshot in snapshots:
-            self._record_one(snapshot, pipe)
-        pipe.execute()
+        def build(pipe: Pipeline) -> None:
+            for snapshot in snapshots:
+                self._record_one(snapshot, pipe)
+
+        run_pipeline(self._client, build, [self._record])
 
     def _record_one(self, snapshot: JobSnapshot, client: Any) -> None:
         data = snapshot.to_dict()
@@ -317,7 +350,7 @@ class RedisJobTracker:
         for name in _FIELDS:
             if data.get(name) is not None:
                 args += [name, _encode(data[name])]
-        self._record(keys=[self._key(snapshot.id), self._index], args=args, client=client)
+        eval_script(self._record, [self._key(snapshot.id), self._index], args, client)
 
     def update(self, job_id: str, *, client: Any = None, **fields: Any) -> None:
         """``client`` may be a pipeline, to batch this with other writes."""
@@ -326,7 +359,7 @@ class RedisJobTracker:
             if name not in _FIELDS:
                 raise ValueError(f"unknown tracking field {name!r}")
             args += [name, _encode(value)]
-        self._update(keys=[self._key(job_id)], args=args, client=client)
+        eval_script(self._update, [self._key(job_id)], args, client)
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
         return int(self._start(keys=[self._key(job_id)], args=[started_at, attempt_key]))
@@ -424,11 +457,13 @@ class RedisDeduplicator:
         return f"{self._prefix}:dedup:{key}"
 
     def claim_many(self, claims: list[tuple[str, str]], window_s: float, grace_s: float) -> list[Claim]:
-        pipe = self._client.pipeline(transaction=False)
-        for key, job_id in claims:
-            args: list[str | int] = [job_id, max(1, int(window_s * 1000)), int(grace_s * 1000)]
-            self._claim(keys=[self._key(key)], args=args, client=pipe)
-        return [Claim(ClaimStatus(_text(status)), _text(job)) for status, job in pipe.execute()]
+        def build(pipe: Pipeline) -> None:
+            for key, job_id in claims:
+                args: list[Any] = [job_id, max(1, int(window_s * 1000)), int(grace_s * 1000)]
+                eval_script(self._claim, [self._key(key)], args, pipe)
+
+        replies = run_pipeline(self._client, build, [self._claim])
+        return [Claim(ClaimStatus(_text(status)), _text(job)) for status, job in replies]
 
     def mark_enqueued(self, claims: list[tuple[str, str]]) -> None:
         self._run(self._mark, claims)
@@ -436,11 +471,12 @@ class RedisDeduplicator:
     def release_many(self, claims: list[tuple[str, str]]) -> None:
         self._run(self._release, claims)
 
-    def _run(self, script: Any, claims: list[tuple[str, str]]) -> None:
-        pipe = self._client.pipeline(transaction=False)
-        for key, job_id in claims:
-            script(keys=[self._key(key)], args=[job_id], client=pipe)
-        pipe.execute()
+    def _run(self, script: Script, claims: list[tuple[str, str]]) -> None:
+        def build(pipe: Pipeline) -> None:
+            for key, job_id in claims:
+                eval_script(script, [self._key(key)], [job_id], pipe)
+
+        run_pipeline(self._client, build, [script])
 
 
 # KEYS: the alert's order hash. ARGV: firing (1|0), job_id, submitted_at, lease_ms.
@@ -532,6 +568,7 @@ class RedisTargetHealth:
         self._client = client
         self._prefix = prefix
         self._record = client.register_script(_HEALTH)
+        self.scripts = [self._record]
 
     def _keys(self, target: str) -> list[str]:
         base = f"{self._prefix}:health:{{{target}}}"
@@ -542,7 +579,7 @@ class RedisTargetHealth:
     ) -> None:
         if events:
             args = [repr(at), error or "", self.HISTORY_MAX, *(e.value for e in events)]
-            self._record(keys=self._keys(target), args=args, client=client)
+            eval_script(self._record, self._keys(target), args, client)
 
     def get(self, target: str) -> TargetHealth:
         key, history = self._keys(target)

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
+from redis.client import Pipeline
 
 from publishing.classification import ErrorType
 from publishing.delivery import (
@@ -36,6 +37,7 @@ from publishing.priority import Priority
 from publishing.tracking import JobState
 from workers import metrics
 from workers.logs import job_context
+from workers.redis_store import run_pipeline
 from workers.routing import PUBLISH_TASK
 from workers.runtime import Services, services_for
 
@@ -262,10 +264,12 @@ def _settle(services: Services, job: Job, outcome: Outcome, **fields: Any) -> No
     """Record an attempt's outcome, in one round trip: the job's tracking fields and what the
     outcome says about its target's health."""
     events, error = health_events(outcome)
-    pipe = services.redis.pipeline(transaction=False)
-    services.tracker.update(job.job_id, client=pipe, **fields)
-    services.health.record(job.via or job.target, events, time.time(), error, client=pipe)
-    pipe.execute()
+
+    def build(pipe: Pipeline) -> None:
+        services.tracker.update(job.job_id, client=pipe, **fields)
+        services.health.record(job.via or job.target, events, time.time(), error, client=pipe)
+
+    run_pipeline(services.redis, build, services.tracker.scripts + services.health.scripts)
 
 
 def _fail(task: PublishTask, services: Services, job: Job, failed: Failed) -> str:
