@@ -20,6 +20,7 @@ from tests.support.alert_api import AlertSender, ApiThread
 from tests.support.books import Books, check_books, dlq_job_ids, dlq_rows, settle
 from tests.support.fault_target import FaultTarget
 from tests.support.fleet import write_targets
+from tests.support.pipeline import alertmanager_payload
 from tests.support.procs import Fleet
 
 FAULT_ENV = {
@@ -53,18 +54,7 @@ def am_alert(name: str, *, severity: str = "critical", **labels: str) -> dict[st
 
 
 def am_payload(alerts: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "version": "4",
-        "receiver": "publishing",
-        "status": "firing",
-        "groupKey": "{}:{}",
-        "groupLabels": {},
-        "commonLabels": {},
-        "commonAnnotations": {},
-        "externalURL": "http://alertmanager.local",
-        "truncatedAlerts": 0,
-        "alerts": alerts,
-    }
+    return alertmanager_payload(*alerts)
 
 
 def payloads(
