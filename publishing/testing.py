@@ -298,6 +298,10 @@ class RecordingEnqueuer:
     def enqueue(self, job: Any) -> None:
         self.sent.append(job)
 
+    def enqueue_many(self, jobs: Any) -> None:
+        for job in jobs:
+            self.enqueue(job)
+
 
 # --- in-memory dead-letter repository ---
 
