@@ -30,11 +30,6 @@ class Enqueuer(Protocol):
         """Hand the job to the broker; raise when it cannot be accepted."""
         ...
 
-    def enqueue_many(self, jobs: Sequence[Job]) -> None:
-        """Hand several jobs to the broker at once; on an error, any of them may or may not
-        have been accepted."""
-        ...
-
 
 @dataclass(frozen=True)
 class SubmittedJob:
@@ -142,11 +137,16 @@ class Submitter:
             raise
         # High first: a page in a mixed request does not wait for its medium and low siblings.
         fresh.sort(key=lambda pair: PRIORITY_ORDER[pair[0].priority])
-        if fresh:
-            # On an error the claims stay pending: which messages reached the broker is not
-            # known, so the client's retry takes them over with the same job ids after the
-            # grace period (a duplicate delivery under one id at worst, never a lost job).
-            self._enqueuer.enqueue_many([job for job, _ in fresh])
+        for index, (job, _) in enumerate(fresh):
+            try:
+                self._enqueuer.enqueue(job)
+            except Exception:
+                # What was enqueued stays claimed; the rest is released so that the client's
+                # retry enqueues exactly what is missing (and if the release fails too, those
+                # pending claims are taken over after the grace period).
+                self._mark_quietly([(key, done.job_id) for done, key in fresh[:index]])
+                self._release_quietly([(key, left.job_id) for left, key in fresh[index:]])
+                raise
         self._mark_quietly([(key, job.job_id) for job, key in fresh])
         return result
 

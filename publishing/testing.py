@@ -298,10 +298,6 @@ class RecordingEnqueuer:
     def enqueue(self, job: Any) -> None:
         self.sent.append(job)
 
-    def enqueue_many(self, jobs: Any) -> None:
-        for job in jobs:
-            self.enqueue(job)
-
 
 # --- in-memory dead-letter repository ---
 

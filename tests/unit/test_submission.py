@@ -9,7 +9,7 @@ from publishing.alert import parse_alertmanager
 from publishing.submission import Submitter, dedup_key
 from publishing.targets import TargetRegistry, parse_target
 from publishing.testing import FrozenClock, InMemoryDeduplicator, InMemoryJobTracker, RecordingEnqueuer
-from publishing.tracking import JobQuery, JobState
+from publishing.tracking import JobState
 
 TARGETS = [
     {"name": "all", "type": "webhook", "url": "http://a.example/"},
@@ -71,30 +71,25 @@ def test_the_same_alert_again_within_the_window_is_answered_with_the_same_ids() 
     assert not any(j.duplicate for j in third.jobs)
 
 
-def test_after_a_failed_enqueue_a_retry_sends_the_jobs_again_under_the_same_ids() -> None:
+def test_a_failed_enqueue_releases_what_was_not_enqueued_so_a_retry_sends_only_that() -> None:
     s = Setup()
+    sent = s.enqueuer.sent
 
-    def broker_down(jobs) -> None:  # type: ignore[no-untyped-def]
-        raise ConnectionError("broker down")
+    def fail_on_second(job) -> None:  # type: ignore[no-untyped-def]
+        if len(sent) == 1:
+            raise ConnectionError("broker down")
+        sent.append(job)
 
-    s.enqueuer.enqueue_many = broker_down  # type: ignore[method-assign]
+    s.enqueuer.enqueue = fail_on_second  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         s.submitter.submit(alerts(("Disk", "critical")))
-    first_ids = sorted(j.id for j in s.tracker.list(JobQuery())[0])
-    assert len(first_ids) == 2
+    assert len(sent) == 1
 
-    del s.enqueuer.enqueue_many  # the broker is back
-    s.submitter._sleep = s.clock.advance  # type: ignore[attr-defined]
+    s.enqueuer.enqueue = sent.append  # type: ignore[method-assign]
     retried = s.submitter.submit(alerts(("Disk", "critical")))
-    assert not any(j.duplicate for j in retried.jobs)
-    assert sorted(j.id for j in retried.jobs) == first_ids
-    assert sorted(j.job_id for j in s.enqueuer.sent) == first_ids
-
-
-def test_a_request_enqueues_its_high_jobs_first() -> None:
-    s = Setup()
-    s.submitter.submit(alerts(("Info", "info"), ("Cpu", "warning"), ("Disk", "critical")))
-    assert [j.priority.value for j in s.enqueuer.sent] == ["high", "high", "medium", "low"]
+    assert [j.duplicate for j in retried.jobs].count(True) == 1
+    assert len(sent) == 2
+    assert {j.target for j in sent} == {"all", "critical-only"}
 
 
 def test_a_replica_waits_for_the_other_replicas_pending_claim_and_answers_with_its_id() -> None:
