@@ -67,9 +67,7 @@ def status_from_text(text: str) -> int | None:
 
 def classify(exc: BaseException) -> ErrorType:
     status = getattr(exc, "status_code", None)
-    if isinstance(exc, errors.PublishError) and status is None:
-        pass
-    elif isinstance(status, int):
+    if isinstance(status, int):
         return classify_status(status)
     response = getattr(exc, "response", None)
     if isinstance(response, requests.Response):

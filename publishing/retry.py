@@ -53,9 +53,6 @@ class RetryPolicy:
             wait = max(wait, min(retry_after_s, self.retry_after_max_s))
         return wait
 
-    def longest_countdown_s(self) -> float:
-        return max(self.max_backoff_s + self.jitter_s, self.retry_after_max_s)
-
     def should_retry(self, error_type: ErrorType, retries_done: int) -> bool:
         return error_type is not ErrorType.PERMANENT and retries_done < self.max_retries
 

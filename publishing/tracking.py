@@ -24,9 +24,6 @@ class JobState(StrEnum):
     SUPERSEDED = "superseded"
 
 
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DLQ, JobState.SUPERSEDED})
-
-
 @dataclass(frozen=True)
 class JobSnapshot:
     id: str
