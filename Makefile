@@ -28,10 +28,10 @@ test: install lint
 	$(BIN)/pytest
 
 run: install
-	$(BIN)/python -m workers.run
+	$(BIN)/python deploy/local/run.py
 
 demo: install
-	$(BIN)/python -m workers.run --demo
+	$(BIN)/python deploy/local/run.py --demo
 
 bench: install
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null && test -x $(BIN)/py-spy \

@@ -8,7 +8,7 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from publishing.dlq_sql import create_engine_for, metadata
+from publishing.adapters.sql import create_engine_for, metadata
 from publishing.settings import DEFAULT_DATABASE_URL, normalise_database_url
 
 config = context.config

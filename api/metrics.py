@@ -8,7 +8,7 @@ from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.services import services
-from workers import metrics
+from publishing.adapters import metrics
 
 bp = Blueprint("metrics", __name__)
 

@@ -51,7 +51,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from workers.logs import configure_logging
+    from publishing.adapters.logs import configure_logging
 
     configure_logging()
     args = parse_args(argv)

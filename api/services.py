@@ -8,31 +8,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-from celery import Celery
 from flask import Flask, current_app
 from prometheus_client.registry import Collector
 
+from publishing.adapters import metrics
+from publishing.adapters.composition import build_services
 from publishing.breaker import BreakerStore
 from publishing.dlq import DeadLetterRepository
-from publishing.dlq_sql import SqlDeadLetterRepository, create_engine_for
 from publishing.replay import Replayer, ReplayRunner, ReplayRunStore
+from publishing.routing import QueueDepth
 from publishing.settings import Settings
 from publishing.submission import SubmissionResult, Submitter
 from publishing.target_health import TargetHealthStore
 from publishing.targets import TargetRegistry
 from publishing.tracking import Deduplicator, JobTracker
-from workers.config import celery_config
-from workers.enqueue import CeleryEnqueuer
-from workers.queues import QueueDepth
-from workers.redis_store import (
-    RedisBreakerStore,
-    RedisDeduplicator,
-    RedisJobTracker,
-    RedisOrderGate,
-    RedisTargetHealth,
-)
-from workers.replay import CeleryReplayRunner, RedisReplayRunStore
-from workers.runtime import redis_client
 
 EXTENSION = "publishing.services"
 
@@ -77,66 +66,28 @@ class ApiServices:
     @classmethod
     def from_settings(cls, settings: Settings) -> ApiServices:
         """Nothing connects here: Redis, the database and the broker connect on first use."""
-        from api.broker import RedisQueueInspector
-        from api.readiness import DependencyReadiness
-        from workers import metrics
-
-        client = redis_client(settings)
-        engine = create_engine_for(settings.database_url)
-        celery = producer_app(settings)
-        registry = TargetRegistry.from_path(settings.targets_path, time.monotonic)
-        tracker = RedisJobTracker(
-            client,
-            prefix=settings.key_prefix,
-            capacity=settings.tracking_capacity,
-            ttl_s=settings.tracking_ttl_s,
-        )
-        deduplicator = RedisDeduplicator(client, settings.key_prefix)
-        order_gate = RedisOrderGate(client, prefix=settings.key_prefix, ttl_s=settings.tracking_ttl_s)
-        enqueuer = CeleryEnqueuer(celery)
-        dead_letters = SqlDeadLetterRepository(engine)
-        breakers = RedisBreakerStore(client, settings.key_prefix)
+        built = build_services(settings)
         return cls(
-            registry=registry,
-            tracker=tracker,
-            deduplicator=deduplicator,
-            submitter=Submitter(
-                registry,
-                tracker,
-                deduplicator,
-                enqueuer,
-                order_gate=order_gate,
-                dedup_window_s=settings.dedup_window_s,
-                clock=time.time,
-            ),
-            dead_letters=dead_letters,
-            breakers=breakers,
-            replayer=Replayer(
-                dead_letters,
-                registry,
-                tracker,
-                deduplicator,
-                enqueuer,
-                order_gate=order_gate,
-                clock=time.time,
-            ),
-            replay_runs=RedisReplayRunStore(client, settings.key_prefix),
-            replay_runner=CeleryReplayRunner(celery),
-            queues=RedisQueueInspector(client, celery),
-            readiness=DependencyReadiness(client, engine),
-            health=RedisTargetHealth(client, settings.key_prefix),
+            registry=built.registry,
+            tracker=built.tracker,
+            deduplicator=built.deduplicator,
+            submitter=built.submitter,
+            dead_letters=built.dead_letters,
+            breakers=built.breakers,
+            replayer=built.replayer,
+            replay_runs=built.replay_runs,
+            replay_runner=built.replay_runner,
+            queues=built.queues,
+            readiness=built.readiness,
+            health=built.health,
             observe_submission=metrics.observe_submission,
             observe_rejected=metrics.observe_rejected_submission,
-            metric_collectors=(metrics.FleetCollector(client, registry, breakers, dead_letters, tracker),),
+            metric_collectors=(
+                metrics.FleetCollector(
+                    built.redis, built.registry, built.breakers, built.dead_letters, built.tracker
+                ),
+            ),
         )
-
-
-def producer_app(settings: Settings) -> Celery:
-    """A Celery app that only sends, by task name: the API registers and imports no task."""
-    app = Celery("publishing", set_as_current=False)
-    app.conf.update(celery_config(settings))
-    app.conf.publishing_settings = settings
-    return app
 
 
 def services() -> ApiServices:

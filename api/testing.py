@@ -9,6 +9,7 @@ from typing import Any
 
 from api.services import ApiServices, QueueDepth
 from publishing.replay import Replayer, ReplayRun
+from publishing.routing import QUEUES
 from publishing.settings import Settings
 from publishing.submission import Submitter
 from publishing.targets import TargetRegistry, parse_target
@@ -21,7 +22,6 @@ from publishing.testing import (
     InMemoryTargetHealth,
     RecordingEnqueuer,
 )
-from workers.routing import QUEUES
 
 
 class InMemoryReplayRunStore:

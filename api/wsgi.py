@@ -15,7 +15,7 @@ if "prometheus_client.values" in sys.modules:
 
 from api import create_app
 from api.services import services_of
-from workers.logs import configure_logging
+from publishing.adapters.logs import configure_logging
 
 app = create_app()
 configure_logging(lambda: services_of(app).registry.secrets())

@@ -3,7 +3,7 @@ to the sink. ``celery -A bench.reference_app worker`` runs it.
 
 ``BENCH_CELERY_PROFILE=tuned`` (the ceiling) uses our broker options: JSON, acks late,
 reject on worker loss, prefetch 1, results ignored, and the product's own transport options
-(``workers.config.broker_transport_options``); no task events, no tracking, no breaker.
+(``publishing.adapters.broker.broker_transport_options``); no task events, no tracking, no breaker.
 ``naive`` is Celery's defaults (prefetch multiplier 4, acks early, round-robin queue order),
 the contrast of the priority-isolation scenario.
 """
@@ -17,8 +17,8 @@ from typing import Any
 import requests
 from celery import Celery
 
+from publishing.adapters.broker import broker_transport_options
 from publishing.settings import Settings
-from workers.config import broker_transport_options
 
 TASK = "bench.post"
 

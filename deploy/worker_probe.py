@@ -12,8 +12,8 @@ import sys
 
 from celery import Celery
 
+from publishing.adapters.broker import broker_config
 from publishing.settings import Settings
-from workers.config import celery_config
 
 TIMEOUT_S = 10.0
 
@@ -21,7 +21,7 @@ TIMEOUT_S = 10.0
 def main(argv: list[str]) -> int:
     node = argv[1] if len(argv) > 1 else f"celery@{socket.gethostname()}"
     app = Celery("publishing-probe", set_as_current=False)
-    app.conf.update(celery_config(Settings.from_env(os.environ)))
+    app.conf.update(broker_config(Settings.from_env(os.environ)))
     try:
         replies = app.control.ping(destination=[node], timeout=TIMEOUT_S)
     except Exception as exc:

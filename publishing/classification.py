@@ -1,7 +1,8 @@
 """Classification of failed attempts (SPEC §5): a lookup table, typed information first.
 
 Order of evidence: our own typed errors, then the HTTP status a target answered with, then
-the exception types of ``requests`` and the standard library, and only as a last resort a
+exception types (the standard library's here; an adapter adds its client library's, as
+``publishing.adapters.http`` does for ``requests``), and only as a last resort a
 status code read from the message text, matched as a whole number after a word such as
 "HTTP" or "status" so that "port 5030" is never read as 503.
 """
@@ -12,8 +13,6 @@ import re
 import socket
 import ssl
 from enum import StrEnum
-
-import requests
 
 from publishing import errors
 
@@ -27,21 +26,14 @@ class ErrorType(StrEnum):
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 PERMANENT_STATUS = frozenset({400, 401, 403, 404, 405, 409, 410, 413, 422, 501, 505})
 
-# Checked in order: the first matching type wins, so subclasses come before their bases
-# (requests' SSLError and ConnectTimeout are ConnectionErrors; InvalidURL is a ValueError).
-EXCEPTION_TABLE: tuple[tuple[type[BaseException], ErrorType], ...] = (
+ExceptionTable = tuple[tuple[type[BaseException], ErrorType], ...]
+
+# Checked in order: the first matching type wins, so subclasses come before their bases.
+EXCEPTION_TABLE: ExceptionTable = (
     (errors.PermanentPublishError, ErrorType.PERMANENT),
     (errors.TransientPublishError, ErrorType.TRANSIENT),
     (errors.UnknownPublishError, ErrorType.UNKNOWN),
-    (requests.exceptions.SSLError, ErrorType.PERMANENT),
     (ssl.SSLCertVerificationError, ErrorType.PERMANENT),
-    (requests.exceptions.InvalidURL, ErrorType.PERMANENT),
-    (requests.exceptions.MissingSchema, ErrorType.PERMANENT),
-    (requests.exceptions.InvalidSchema, ErrorType.PERMANENT),
-    (requests.exceptions.InvalidHeader, ErrorType.PERMANENT),
-    (requests.exceptions.Timeout, ErrorType.TRANSIENT),
-    (requests.exceptions.ConnectionError, ErrorType.TRANSIENT),
-    (requests.exceptions.ChunkedEncodingError, ErrorType.TRANSIENT),
     (socket.gaierror, ErrorType.TRANSIENT),
     (ConnectionRefusedError, ErrorType.TRANSIENT),
     (ConnectionResetError, ErrorType.TRANSIENT),
@@ -65,14 +57,15 @@ def status_from_text(text: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def classify(exc: BaseException) -> ErrorType:
+def classify(exc: BaseException, table: ExceptionTable = ()) -> ErrorType:
+    """``table`` is checked before the standard library's types (a client library's own)."""
     status = getattr(exc, "status_code", None)
     if isinstance(status, int):
         return classify_status(status)
-    response = getattr(exc, "response", None)
-    if isinstance(response, requests.Response):
-        return classify_status(response.status_code)
-    for exc_type, error_type in EXCEPTION_TABLE:
+    response_status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(response_status, int):
+        return classify_status(response_status)
+    for exc_type, error_type in (*EXCEPTION_TABLE[:3], *table, *EXCEPTION_TABLE[3:]):
         if isinstance(exc, exc_type):
             return error_type
     text_status = status_from_text(str(exc))

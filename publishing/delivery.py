@@ -27,12 +27,12 @@ from publishing.tracking import truncate_error
 log = logging.getLogger(__name__)
 
 
-class Receipt(Protocol):
-    @property
-    def status_code(self) -> int: ...
+@dataclass(frozen=True)
+class Receipt:
+    """What a target answered to an accepted request."""
 
-    @property
-    def duration_s(self) -> float: ...
+    status_code: int
+    duration_s: float
 
 
 class Publisher(Protocol):

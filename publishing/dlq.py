@@ -1,5 +1,5 @@
 """The dead-letter queue (SPEC §7): the record of a job that failed for good, the query
-over them, and the repository port. ``publishing.dlq_sql`` implements it with SQLAlchemy."""
+over them, and the repository port. ``publishing.adapters.sql`` implements it with SQLAlchemy."""
 
 from __future__ import annotations
 

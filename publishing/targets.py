@@ -9,11 +9,8 @@ import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
-
-import yaml
 
 from publishing.alert import EnrichedAlert
 from publishing.breaker import RateLimit
@@ -25,7 +22,6 @@ REDACTED = "***"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A header whose name suggests a credential is a secret.
 _SECRET_HEADER = re.compile(r"auth|token|secret|key|password|passwd|signature|cookie|credential", re.I)
-_FILE_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class TargetType(StrEnum):
@@ -390,29 +386,8 @@ def parse_document(document: Any, where: str) -> list[Target]:
     return [parse_target(document, where)]
 
 
-def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        # Kubernetes projects a Secret as symlinks and a hidden ..data directory: skip dotfiles.
-        return sorted(
-            p
-            for p in path.iterdir()
-            if p.suffix in _FILE_SUFFIXES and not p.name.startswith(".") and p.is_file()
-        )
-    return [path]
-
-
-def load_targets(path: Path) -> list[Target]:
-    if not path.exists():
-        raise ConfigError(f"PUBLISHING_TARGETS: {path} does not exist")
-    targets: list[Target] = []
-    for file in _files(path):
-        try:
-            document = yaml.safe_load(file.read_text())
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"{file.name}: not valid YAML or JSON{at}") from None
-        targets.extend(parse_document(document, file.name))
+def check_target_set(targets: list[Target]) -> list[Target]:
+    """A whole set of targets is valid: names are unique and every fallback names one of them."""
     seen: set[str] = set()
     for target in targets:
         if target.name in seen:
@@ -425,12 +400,16 @@ def load_targets(path: Path) -> list[Target]:
     return targets
 
 
-def _signature(path: Path) -> tuple[tuple[str, int, int], ...]:
-    try:
-        files = _files(path)
-        return tuple((str(f), f.stat().st_mtime_ns, f.stat().st_size) for f in files)
-    except OSError:
-        return ()
+class TargetSource(Protocol):
+    """Where a registry's targets come from (``publishing.adapters.target_files``)."""
+
+    def signature(self) -> object:
+        """A value that changes whenever what ``load`` would return may have changed."""
+        ...
+
+    def load(self) -> list[Target]:
+        """The whole, checked set; ``ConfigError`` when it does not validate."""
+        ...
 
 
 class TargetRegistry:
@@ -444,41 +423,37 @@ class TargetRegistry:
         self,
         targets: Iterable[Target] = (),
         *,
-        path: Path | None = None,
+        source: TargetSource | None = None,
         monotonic: Callable[[], float] | None = None,
         check_interval_s: float = 1.0,
     ) -> None:
-        self._path = path
+        self._source = source
         self._monotonic = monotonic
         self._check_interval_s = check_interval_s
         self._lock = threading.Lock()
         self._targets = {t.name: t for t in targets}
-        self._signature: tuple[tuple[str, int, int], ...] = ()
+        self._signature: object = None
         self._checked_at = float("-inf")
         self.last_error: str | None = None
-        if path is not None:
-            self._signature = _signature(path)
-            self._targets = {t.name: t for t in load_targets(path)}
+        if source is not None:
+            self._signature = source.signature()
+            self._targets = {t.name: t for t in source.load()}
             self._checked_at = monotonic() if monotonic else 0.0
 
-    @classmethod
-    def from_path(cls, path: Path | None, monotonic: Callable[[], float] | None = None) -> TargetRegistry:
-        return cls(path=path, monotonic=monotonic) if path is not None else cls()
-
     def reload_if_changed(self, *, force: bool = False) -> bool:
-        if self._path is None:
+        if self._source is None:
             return False
         if not force and self._monotonic is not None:
             now = self._monotonic()
             if now - self._checked_at < self._check_interval_s:
                 return False
             self._checked_at = now
-        signature = _signature(self._path)
+        signature = self._source.signature()
         if signature == self._signature and not force:
             return False
         with self._lock:
             try:
-                targets = load_targets(self._path)
+                targets = self._source.load()
             except (ConfigError, OSError, UnicodeDecodeError) as exc:
                 self.last_error = str(exc)
                 log.warning("targets not reloaded, keeping the last good set: %s", exc)

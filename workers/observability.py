@@ -11,10 +11,10 @@ from typing import Any
 from celery import Celery, signals
 from prometheus_client import multiprocess, start_http_server
 
+from publishing.adapters import metrics
+from publishing.adapters.composition import services_for
+from publishing.adapters.logs import configure_logging
 from publishing.settings import Settings
-from workers import metrics
-from workers.logs import configure_logging
-from workers.runtime import services_for
 
 log = logging.getLogger(__name__)
 

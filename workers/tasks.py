@@ -19,6 +19,10 @@ from celery import Celery, Task
 from celery.exceptions import Ignore, Reject, Retry
 from redis.client import Pipeline
 
+from publishing.adapters import metrics
+from publishing.adapters.composition import Services, services_for
+from publishing.adapters.logs import job_context
+from publishing.adapters.redis.client import run_pipeline
 from publishing.classification import ErrorType
 from publishing.delivery import (
     Deferred,
@@ -34,12 +38,8 @@ from publishing.dlq import DeadLetter, ReplayResult
 from publishing.errors import DatabaseUnavailableError, RetryablePublishError
 from publishing.job import Job
 from publishing.priority import Priority
+from publishing.routing import PUBLISH_TASK
 from publishing.tracking import JobState
-from workers import metrics
-from workers.logs import job_context
-from workers.redis_store import run_pipeline
-from workers.routing import PUBLISH_TASK
-from workers.runtime import Services, services_for
 
 log = logging.getLogger(__name__)
 

@@ -78,7 +78,9 @@ def test_make_run_serves_delivers_and_stops_cleanly(tmp_path: Path) -> None:
             assert request.headers["Idempotency-Key"] == job["id"]
 
             (runner,) = [
-                p for p in children(make.pid) if "workers.run" in Path(f"/proc/{p}/cmdline").read_text()
+                p
+                for p in children(make.pid)
+                if "deploy/local/run.py" in Path(f"/proc/{p}/cmdline").read_text()
             ]
             os.kill(runner, signal.SIGTERM)
             assert make.wait(60) == 0

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from publishing.adapters.redis.breaker import RedisBreakerStore
 from publishing.breaker import BreakerState
 from tests.faults.rig import Rig, payloads
 from tests.support.alert_api import Background
 from tests.support.fault_target import FaultTarget, Flapping, Hit
 from tests.support.http_target import Reply
-from workers.redis_store import RedisBreakerStore
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 

@@ -21,13 +21,13 @@ from typing import Any
 import pytest
 import requests
 
+from publishing.routing import PUBLISH_TASK
 from tests.faults.rig import Rig, am_alert, am_payload, payloads
 from tests.support.fault_target import FaultTarget, Hit
 from tests.support.fleet import wait_until
 from tests.support.http_target import Reply
 from tests.support.procs import socket_owner
 from workers.celery_app import create_celery_app
-from workers.routing import PUBLISH_TASK
 from workers.tasks import MAX_REDELIVERIES
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]

@@ -14,14 +14,16 @@ from typing import Any
 
 import pytest
 
+from publishing.adapters.broker import CeleryEnqueuer
+from publishing.adapters.redis.dedup import RedisDeduplicator
+from publishing.adapters.redis.queues import pending
+from publishing.adapters.redis.replay_runs import RUN_TTL_S, RedisReplayRunStore
 from publishing.classification import ErrorType
 from publishing.dlq import DeadLetter, DLQFilter
 from publishing.priority import Priority
 from publishing.replay import Replayer, ReplayRun, RunState
 from tests.support.pipeline import Pipeline
-from workers.enqueue import CeleryEnqueuer
-from workers.redis_store import RedisDeduplicator
-from workers.replay import HIGH_BACKLOG_LIMIT, RUN_TTL_S, RedisReplayRunStore, pending, replay_batch
+from workers.replay import HIGH_BACKLOG_LIMIT, replay_batch
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 

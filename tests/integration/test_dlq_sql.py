@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from alembic.config import Config
 from sqlalchemy.engine import Engine
 
+from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for, publishing_dlq
 from publishing.classification import ErrorType
 from publishing.dlq import DeadLetter, DLQFilter, ReplayResult
-from publishing.dlq_sql import SqlDeadLetterRepository, create_engine_for, publishing_dlq
 from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError
 from publishing.priority import Priority
 

@@ -13,6 +13,7 @@ import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from publishing.adapters import metrics
 from publishing.alert import EnrichedAlert
 from publishing.breaker import BreakerState
 from publishing.tracking import JobState
@@ -20,7 +21,6 @@ from tests.support.fleet import wait_until
 from tests.support.http_target import HttpTarget, Reply
 from tests.support.pipeline import Pipeline, alerts, am_alert
 from tests.support.private_services import free_port
-from workers import metrics
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 

@@ -1,5 +1,5 @@
 """The Alembic migration on PostgreSQL and SQLite: up, down and up again, leaving exactly the
-table, indexes and checks that ``publishing.dlq_sql`` describes."""
+table, indexes and checks that ``publishing.adapters.sql`` describes."""
 
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for, metadata, publishing_dlq
 from publishing.classification import ErrorType
 from publishing.dlq import DeadLetter, DLQFilter
-from publishing.dlq_sql import SqlDeadLetterRepository, create_engine_for, metadata, publishing_dlq
 from publishing.priority import Priority
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"

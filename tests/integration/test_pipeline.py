@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from publishing.adapters.redis.health import RedisTargetHealth
 from publishing.breaker import BreakerState
 from publishing.classification import ErrorType
 from publishing.tracking import JobState
 from tests.support.fleet import wait_until
 from tests.support.http_target import HttpTarget, Reply
 from tests.support.pipeline import Pipeline, alerts, am_alert
-from workers.redis_store import RedisTargetHealth
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 

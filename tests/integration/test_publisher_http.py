@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 
+from publishing.adapters.http import Delivered, HttpPublisher
 from publishing.alert import EnrichedAlert, parse_enriched
 from publishing.errors import (
     PermanentPublishError,
@@ -27,7 +28,6 @@ from publishing.errors import (
     UnknownPublishError,
 )
 from publishing.formatters import format_payload
-from publishing.publisher import Delivered, HttpPublisher
 from publishing.targets import Target, parse_target
 from publishing.testing import FrozenClock
 from tests.support.http_target import HttpTarget, Received, Reply

@@ -10,10 +10,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 
+from publishing.adapters.redis.breaker import RedisBreakerStore
+from publishing.adapters.redis.dedup import RedisDeduplicator
+from publishing.adapters.redis.tracking import RedisJobTracker
 from publishing.breaker import Admit, BreakerConfig, BreakerState, Defer, DeferReason, RateLimit, Transition
 from publishing.priority import Priority
 from publishing.tracking import Claim, ClaimStatus, JobQuery, JobSnapshot, JobState
-from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker
 
 pytestmark = pytest.mark.redis
 

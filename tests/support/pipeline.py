@@ -10,18 +10,21 @@ from typing import Any
 
 from celery import Celery
 
+from publishing.adapters.broker import CeleryEnqueuer
+from publishing.adapters.redis.breaker import RedisBreakerStore
+from publishing.adapters.redis.client import redis_client
+from publishing.adapters.redis.dedup import RedisDeduplicator
+from publishing.adapters.redis.ordering import RedisOrderGate
+from publishing.adapters.redis.tracking import RedisJobTracker
+from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for
+from publishing.adapters.target_files import registry_from_path
 from publishing.alert import EnrichedAlert, parse_alertmanager
 from publishing.dlq import DeadLetter, DLQFilter
-from publishing.dlq_sql import SqlDeadLetterRepository, create_engine_for
 from publishing.settings import Settings
 from publishing.submission import SubmissionResult, Submitter
-from publishing.targets import TargetRegistry
 from publishing.tracking import JobSnapshot, JobState
 from tests.support.fleet import WorkerProcess, wait_until, write_targets
 from workers.celery_app import create_celery_app
-from workers.enqueue import CeleryEnqueuer
-from workers.redis_store import RedisBreakerStore, RedisDeduplicator, RedisJobTracker, RedisOrderGate
-from workers.runtime import redis_client
 
 FAST_RETRIES = {
     "PUBLISHING_RETRY_BASE_S": "0.2",
@@ -85,7 +88,7 @@ class Pipeline:
         )
         self.breakers = RedisBreakerStore(self.redis, self.settings.key_prefix)
         self.dead_letters = SqlDeadLetterRepository(create_engine_for(self.settings.database_url))
-        self.registry = TargetRegistry.from_path(self.settings.targets_path, time.monotonic)
+        self.registry = registry_from_path(self.settings.targets_path, time.monotonic)
         self.submitter = Submitter(
             self.registry,
             self.tracker,

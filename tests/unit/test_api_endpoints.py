@@ -276,7 +276,7 @@ class TestOpenApi:
 
 
 def test_metrics_need_no_token_and_count_submissions(mem: InMemoryApi) -> None:
-    from workers import metrics
+    from publishing.adapters import metrics
 
     mem.services.observe_submission = metrics.observe_submission
     app = create_app(settings_with_tokens(), mem.services)

@@ -8,7 +8,8 @@ import ssl
 import pytest
 import requests
 
-from publishing.classification import ErrorType, classify, classify_status, status_from_text
+from publishing.adapters.http import classify_request_error as classify
+from publishing.classification import ErrorType, classify_status, status_from_text
 from publishing.errors import (
     PermanentPublishError,
     RateLimitedError,

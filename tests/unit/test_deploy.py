@@ -1,7 +1,7 @@
 """Offline checks of ``deploy/``: the compose file against the Compose Specification schema,
 the Kubernetes manifests against Kubernetes' own schemas, the Prometheus config and alert
 rules with promtool (each rule proven to fire), the Grafana dashboard's panels, and that
-every metric a query names is one ``workers.metrics`` exposes."""
+every metric a query names is one ``publishing.adapters.metrics`` exposes."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from publishing.adapters import metrics
+from publishing.adapters.target_files import load_targets
 from publishing.errors import ConfigError
 from publishing.settings import Settings
-from publishing.targets import load_targets
-from workers import metrics
 from workers.config import celery_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -174,7 +174,7 @@ def duration_s(text: str) -> float:
 
 
 def exposed_metric_names() -> set[str]:
-    """Sample names ``workers.metrics`` exposes: its Counter/Gauge/Histogram objects and the
+    """Sample names ``publishing.adapters.metrics`` exposes: its Counter/Gauge/Histogram objects and the
     families its scrape-time collectors (FleetCollector, RetrySuccessRate) build."""
     suffixes = {
         "counter": ("_total",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from publishing.adapters.target_files import load_targets
 from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerConfig
 from publishing.delivery import Deferred, Delivered, DeliveryService, Rerouted
@@ -11,7 +12,7 @@ from publishing.errors import ConfigError, PermanentPublishError
 from publishing.job import Job
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
-from publishing.targets import TargetRegistry, load_targets, parse_target
+from publishing.targets import TargetRegistry, parse_target
 from publishing.testing import FrozenClock, InMemoryBreakerStore
 
 CONFIG = BreakerConfig(failure_threshold=1, open_timeout_s=30)

@@ -8,10 +8,10 @@ import logging
 
 import pytest
 
+from publishing.adapters.logs import configure_logging, job_context
 from publishing.alert import parse_alertmanager
 from publishing.job import Job
 from publishing.priority import Priority
-from workers.logs import configure_logging, job_context
 
 SECRET = "sekrit-routing-key-123"
 

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from publishing.adapters.target_files import TargetFiles, load_targets
 from publishing.alert import Alert, AlertStatus, Classification, EnrichedAlert, Severity
 from publishing.errors import ConfigError, UnknownTargetError
 from publishing.targets import (
@@ -18,7 +19,6 @@ from publishing.targets import (
     TargetFormat,
     TargetRegistry,
     TargetType,
-    load_targets,
     parse_target,
 )
 from publishing.testing import FrozenClock
@@ -338,7 +338,7 @@ def test_missing_path_is_a_config_error(tmp_path: Path) -> None:
 
 def registry_in(tmp_path: Path) -> tuple[TargetRegistry, FrozenClock]:
     clock = FrozenClock(start=100.0)
-    return TargetRegistry(path=tmp_path, monotonic=clock, check_interval_s=1.0), clock
+    return TargetRegistry(source=TargetFiles(tmp_path), monotonic=clock, check_interval_s=1.0), clock
 
 
 def bump_mtime(path: Path) -> None:

@@ -22,7 +22,7 @@ import redis
 from publishing.errors import ConfigError
 from publishing.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Local state of a run: the SQLite DLQ by default, a private Redis's data, demo targets.
 VAR = Path(os.environ.get("PUBLISHING_VAR_DIR") or ROOT / "var")
 
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     VAR.mkdir(exist_ok=True)
     demo = None
     if args.demo:
-        from workers.demo import DemoTargets
+        from demo import DemoTargets
 
         demo = DemoTargets(VAR / "demo-targets.yaml")
         env["PUBLISHING_TARGETS"] = str(demo.targets_file)

@@ -1,30 +1,21 @@
-"""What the broker holds, read straight from Redis: kombu keeps each queue as a list (new
-messages pushed on the left, fetched from the right) plus, when message priorities are
-used, sub-lists named ``queue\\x06\\x16N``."""
+"""What the broker holds, read straight from Redis: kombu keeps each queue as one list (new
+messages pushed on the left, fetched from the right; ``priority_steps=[0]`` means no
+per-priority sub-lists)."""
 
 from __future__ import annotations
 
 import base64
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
-from workers.routing import QUEUES
+from publishing.routing import QUEUES, QueueDepth
 
-PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 # Messages read from a queue's tail to find the oldest job (a replay page carries no
 # submission time, so the very last message may not tell).
 TAIL_SCAN = 5
-
-
-@dataclass(frozen=True)
-class QueueDepth:
-    queue: str
-    depth: int
-    oldest_age_s: float | None = None
 
 
 def submitted_at(raw: bytes) -> float | None:
@@ -44,19 +35,18 @@ def queue_depths(
     client: redis.Redis, *, with_age: bool = False, now: float | None = None
 ) -> list[QueueDepth]:
     """Waiting messages by queue (high, medium, low), in one pipelined round trip."""
-    keys = [(queue, queue + suffix) for queue in QUEUES for suffix in PRIORITY_SUFFIXES]
     pipe = client.pipeline(transaction=False)
-    for _, key in keys:
-        pipe.llen(key)
+    for queue in QUEUES:
+        pipe.llen(queue)
         if with_age:
-            pipe.lrange(key, -TAIL_SCAN, -1)
+            pipe.lrange(queue, -TAIL_SCAN, -1)
     replies: list[Any] = pipe.execute()
     step = 2 if with_age else 1
     depth = dict.fromkeys(QUEUES, 0)
     oldest: dict[str, float | None] = dict.fromkeys(QUEUES)
     now = time.time() if now is None else now
-    for i, (queue, _) in enumerate(keys):
-        depth[queue] += int(replies[i * step])
+    for i, queue in enumerate(QUEUES):
+        depth[queue] = int(replies[i * step])
         if with_age:
             # The tail is the oldest: read it from the right.
             for raw in reversed(replies[i * step + 1]):
@@ -65,3 +55,8 @@ def queue_depths(
                     oldest[queue] = max(max(0.0, now - at), oldest[queue] or 0.0)
                     break
     return [QueueDepth(q, depth[q], oldest[q] if with_age else None) for q in QUEUES]
+
+
+def pending(client: redis.Redis, queue: str) -> int:
+    """Messages waiting on one queue."""
+    return int(client.llen(queue))

@@ -19,13 +19,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from publishing.adapters.redis.queues import queue_depths
 from publishing.breaker import BreakerStore
 from publishing.dlq import DeadLetterRepository
 from publishing.errors import DatabaseUnavailableError
 from publishing.submission import SubmissionResult
 from publishing.targets import TargetRegistry
 from publishing.tracking import JobTracker
-from workers.queues import queue_depths
 
 log = logging.getLogger(__name__)
 

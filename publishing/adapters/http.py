@@ -12,17 +12,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
 import requests
+from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.structures import CaseInsensitiveDict
 
 from publishing.alert import EnrichedAlert
-from publishing.classification import ErrorType, classify, classify_status
+from publishing.classification import ErrorType, ExceptionTable, classify, classify_status
+from publishing.delivery import Receipt
 from publishing.errors import (
     PermanentPublishError,
     PublishError,
@@ -46,12 +47,23 @@ _ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
     ErrorType.UNKNOWN: UnknownPublishError,
 }
 _SECRET_PREFIX = "whsec_"
+# requests' own exceptions, subclasses before their bases (SSLError and ConnectTimeout are
+# ConnectionErrors; InvalidURL is a ValueError).
+REQUESTS_TABLE: ExceptionTable = (
+    (requests.exceptions.SSLError, ErrorType.PERMANENT),
+    (requests.exceptions.InvalidURL, ErrorType.PERMANENT),
+    (requests.exceptions.MissingSchema, ErrorType.PERMANENT),
+    (requests.exceptions.InvalidSchema, ErrorType.PERMANENT),
+    (requests.exceptions.InvalidHeader, ErrorType.PERMANENT),
+    (requests.exceptions.Timeout, ErrorType.TRANSIENT),
+    (requests.exceptions.ConnectionError, ErrorType.TRANSIENT),
+    (requests.exceptions.ChunkedEncodingError, ErrorType.TRANSIENT),
+)
 
 
-@dataclass(frozen=True)
-class Delivered:
-    status_code: int
-    duration_s: float
+def classify_request_error(exc: BaseException) -> ErrorType:
+    """How a failure raised by ``requests`` is classified."""
+    return classify(exc, REQUESTS_TABLE)
 
 
 class HttpPublisher:
@@ -67,7 +79,7 @@ class HttpPublisher:
         self._clock = clock
         self._user_agent = f"alert-publishing/{_version()}"
 
-    def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Delivered:
+    def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt:
         body = _serialise(target, format_payload(target, enriched, job_id))
         headers, auth = self._request_headers(target, job_id, body)
         read_timeout_s = target.timeout_s or self._default_timeout_s
@@ -83,7 +95,7 @@ class HttpPublisher:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise _request_failed(target, exc, _ERROR_CLASSES[classify(exc)]) from exc
+            raise _request_failed(target, exc, _ERROR_CLASSES[classify_request_error(exc)]) from exc
         except ValueError as exc:
             # urllib3 rejects some malformed hosts with a bare ValueError; retrying cannot help.
             raise _request_failed(target, exc, PermanentPublishError) from exc
@@ -96,7 +108,7 @@ class HttpPublisher:
                 response.status_code,
                 duration_s,
             )
-            return Delivered(response.status_code, duration_s)
+            return Receipt(response.status_code, duration_s)
         raise self._rejected(target, response)
 
     def _request_headers(
@@ -190,3 +202,13 @@ def _version() -> str:
         return metadata.version("alert-publishing")
     except metadata.PackageNotFoundError:
         return "0"
+
+
+def http_session() -> requests.Session:
+    session = requests.Session()
+    # Keep connections to each target alive across jobs; never retry inside requests: a
+    # retry is a Celery retry with our countdown.
+    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session

@@ -1,0 +1,132 @@
+"""The composition root: the domain services over their adapters, built from ``Settings`` for
+the API and for a worker alike. Built lazily in the process that uses them (after a fork),
+so nothing crosses a fork; nothing connects until first used."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from celery import Celery
+
+from publishing.adapters.broker import CeleryEnqueuer, CeleryReplayRunner, RedisQueueInspector, producer_app
+from publishing.adapters.http import HttpPublisher, http_session
+from publishing.adapters.readiness import DependencyReadiness
+from publishing.adapters.redis.breaker import RedisBreakerStore
+from publishing.adapters.redis.client import redis_client
+from publishing.adapters.redis.dedup import RedisDeduplicator
+from publishing.adapters.redis.health import RedisTargetHealth
+from publishing.adapters.redis.ordering import RedisOrderGate
+from publishing.adapters.redis.replay_runs import RedisReplayRunStore
+from publishing.adapters.redis.tracking import RedisJobTracker
+from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for
+from publishing.adapters.target_files import registry_from_path
+from publishing.delivery import DeliveryService
+from publishing.job import Job
+from publishing.replay import Replayer
+from publishing.retry import RetryPolicy
+from publishing.settings import Settings
+from publishing.submission import Submitter
+from publishing.targets import TargetRegistry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    redis: redis.Redis
+    celery: Celery
+    registry: TargetRegistry
+    tracker: RedisJobTracker
+    breakers: RedisBreakerStore
+    deduplicator: RedisDeduplicator
+    order_gate: RedisOrderGate
+    health: RedisTargetHealth
+    dead_letters: SqlDeadLetterRepository
+    delivery: DeliveryService
+    enqueuer: CeleryEnqueuer
+    submitter: Submitter
+    replayer: Replayer
+    replay_runs: RedisReplayRunStore
+    replay_runner: CeleryReplayRunner
+    queues: RedisQueueInspector
+    readiness: DependencyReadiness
+
+
+def build_services(settings: Settings, celery: Celery | None = None) -> Services:
+    """``celery`` is the app that sends jobs: a worker's own, or a producer-only one."""
+    client = redis_client(settings)
+    engine = create_engine_for(settings.database_url)
+    app = celery if celery is not None else producer_app(settings)
+    registry = registry_from_path(settings.targets_path, time.monotonic)
+    prefix = settings.key_prefix
+    tracker = RedisJobTracker(
+        client, prefix=prefix, capacity=settings.tracking_capacity, ttl_s=settings.tracking_ttl_s
+    )
+    breakers = RedisBreakerStore(client, prefix)
+    deduplicator = RedisDeduplicator(client, prefix)
+    order_gate = RedisOrderGate(client, prefix=prefix, ttl_s=settings.tracking_ttl_s)
+    dead_letters = SqlDeadLetterRepository(engine)
+    enqueuer = CeleryEnqueuer(app)
+
+    def policy(job: Job) -> RetryPolicy:
+        return settings.retry_policy(job.priority)
+
+    return Services(
+        settings=settings,
+        redis=client,
+        celery=app,
+        registry=registry,
+        tracker=tracker,
+        breakers=breakers,
+        deduplicator=deduplicator,
+        order_gate=order_gate,
+        health=RedisTargetHealth(client, prefix),
+        dead_letters=dead_letters,
+        delivery=DeliveryService(
+            registry,
+            HttpPublisher(http_session(), default_timeout_s=settings.http_timeout_s),
+            breakers,
+            order_gate=order_gate,
+            retry_policy=policy,
+            breaker_config=settings.breaker,
+            default_timeout_s=settings.http_timeout_s,
+            clock=time.time,
+        ),
+        enqueuer=enqueuer,
+        submitter=Submitter(
+            registry,
+            tracker,
+            deduplicator,
+            enqueuer,
+            order_gate=order_gate,
+            dedup_window_s=settings.dedup_window_s,
+            clock=time.time,
+        ),
+        replayer=Replayer(
+            dead_letters, registry, tracker, deduplicator, enqueuer, order_gate=order_gate, clock=time.time
+        ),
+        replay_runs=RedisReplayRunStore(client, prefix),
+        replay_runner=CeleryReplayRunner(app),
+        queues=RedisQueueInspector(client, app),
+        readiness=DependencyReadiness(client, engine),
+    )
+
+
+_lock = threading.Lock()
+_services: dict[tuple[int, int], Services] = {}
+
+
+def services_for(settings: Settings, celery: Any = None) -> Services:
+    """The services of this process for these settings (rebuilt after a fork)."""
+    key = (os.getpid(), id(settings))
+    found = _services.get(key)
+    if found is None:
+        with _lock:
+            found = _services.get(key)
+            if found is None:
+                found = _services[key] = build_services(settings, celery)
+    return found

@@ -1,0 +1,82 @@
+"""The Redis client every adapter shares, and the way they run Lua scripts: registered once,
+called by ``EVALSHA``, reloaded after a Redis restart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis
+from redis.client import Pipeline
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+from redis.sentinel import Sentinel
+
+from publishing.settings import Settings
+
+# Redis's own clock, in milliseconds: every script that compares times uses it, so no
+# host's clock skew matters.
+NOW_MS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+"""
+
+_CLIENT_OPTIONS: dict[str, Any] = {
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+    "health_check_interval": 25,
+    "retry_on_timeout": True,
+}
+
+
+def is_sentinel(url: str) -> bool:
+    return url.startswith("sentinel://")
+
+
+def redis_client(settings: Settings) -> redis.Redis:
+    """A client for REDIS_URL; a ``sentinel://`` URL (Celery's form, ``;``-separated) gives a
+    client that follows the master Sentinel names, through failovers."""
+    if not is_sentinel(settings.redis_url):
+        return redis.Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
+    hosts: list[tuple[str, int]] = []
+    db, password = 0, None
+    for part in settings.redis_url.split(";"):
+        parts = urlsplit(part.strip())
+        hosts.append((parts.hostname or "localhost", parts.port or 26379))
+        if parts.path.strip("/").isdigit():
+            db = int(parts.path.strip("/"))
+        password = parts.password or password
+    sentinel = Sentinel(hosts, socket_timeout=2, socket_connect_timeout=2)
+    return sentinel.master_for(settings.redis_sentinel_master, db=db, password=password, **_CLIENT_OPTIONS)
+
+
+def run_pipeline(
+    client: redis.Redis, build: Callable[[Pipeline], None], scripts: Iterable[Script]
+) -> list[Any]:
+    """Build and run a pipeline whose scripts are called by ``evalsha`` (see ``eval_script``).
+    redis-py would otherwise send SCRIPT EXISTS before every pipeline with scripts; after a
+    Redis restart (scripts gone) they are loaded and the pipeline is built and run again."""
+    for attempt in (1, 2):
+        pipe = client.pipeline(transaction=False)
+        build(pipe)
+        try:
+            return pipe.execute()
+        except NoScriptError:
+            if attempt == 2:
+                raise
+            for script in scripts:
+                client.script_load(script.script)
+    raise AssertionError("unreachable")
+
+
+def eval_script(script: Script, keys: list[str], args: list[Any], client: Any = None) -> Any:
+    """Run a registered script; on a pipeline, queue a bare EVALSHA (``run_pipeline`` loads
+    the scripts when Redis has lost them)."""
+    if isinstance(client, Pipeline):
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    return script(keys=keys, args=args, client=client)
+
+
+def text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,69 @@
+"""Per-target health counters and breaker history on Redis (``publishing.target_health``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+from publishing.adapters.redis.client import eval_script, text
+from publishing.target_health import HealthEvent, TargetHealth
+
+# KEYS: health hash, breaker history list. ARGV: at, error, history_max, event...
+_HEALTH = """
+for i = 4, #ARGV do
+  local event = ARGV[i]
+  redis.call('HINCRBY', KEYS[1], 'count:' .. event, 1)
+  if event == 'success' then redis.call('HSET', KEYS[1], 'last_success_at', ARGV[1]) end
+  if event == 'failure' then redis.call('HSET', KEYS[1], 'last_failure_at', ARGV[1], 'last_error', ARGV[2]) end
+  if event == 'tripped' or event == 'recovered' then
+    redis.call('LPUSH', KEYS[2], event .. ' ' .. ARGV[1])
+    redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
+  end
+end
+return 1
+"""
+
+
+class RedisTargetHealth:
+    """Per-target health counters and history (``publishing.target_health``)."""
+
+    HISTORY_MAX = 50
+
+    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
+        self._client = client
+        self._prefix = prefix
+        self._record = client.register_script(_HEALTH)
+        self.scripts = [self._record]
+
+    def _keys(self, target: str) -> list[str]:
+        base = f"{self._prefix}:health:{{{target}}}"
+        return [base, f"{base}:breaker"]
+
+    def record(
+        self, target: str, events: list[HealthEvent], at: float, error: str | None = None, client: Any = None
+    ) -> None:
+        if events:
+            args = [repr(at), error or "", self.HISTORY_MAX, *(e.value for e in events)]
+            eval_script(self._record, self._keys(target), args, client)
+
+    def get(self, target: str) -> TargetHealth:
+        key, history = self._keys(target)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.hgetall(key)
+        pipe.lrange(history, 0, -1)
+        raw, entries = pipe.execute()
+        fields = {text(k): text(v) for k, v in raw.items()}
+        counts = {k.split(":", 1)[1]: int(v) for k, v in fields.items() if k.startswith("count:")}
+        transitions = []
+        for entry in entries:
+            event, _, at = text(entry).partition(" ")
+            transitions.append({"event": event, "at": float(at)})
+        return TargetHealth(
+            target=target,
+            counts=counts,
+            last_success_at=float(fields["last_success_at"]) if "last_success_at" in fields else None,
+            last_failure_at=float(fields["last_failure_at"]) if "last_failure_at" in fields else None,
+            last_error=fields.get("last_error") or None,
+            breaker_history=transitions,
+        )
