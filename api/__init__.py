@@ -1,4 +1,4 @@
-"""The Flask API (SPEC §9): ``create_app`` wires settings, services, auth, the JSON error
+"""The Flask API (docs/design.md (API and access)): ``create_app`` wires settings, services, auth, the JSON error
 shape and one blueprint a concern. Nothing is built at import time; ``api.wsgi`` does that."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Bearer tokens to roles (SPEC §9.1): reader < operator < admin. Without any token the API
+"""Bearer tokens to roles (docs/design.md (API and access)): reader < operator < admin. Without any token the API
 trusts only loopback callers and refuses every other address.
 
 Tokens are compared in constant time against every configured token (no early exit), over
@@ -14,12 +14,15 @@ import ipaddress
 import logging
 from collections.abc import Callable, Mapping
 from enum import IntEnum
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from flask import Flask, current_app, request
 
 from api.errors import ApiError
 from api.params import check_query
+
+if TYPE_CHECKING:
+    from api.schemas_query import Query
 
 log = logging.getLogger(__name__)
 
@@ -98,18 +101,21 @@ def authorize(needed: Role) -> Role:
     return role
 
 
-def require(role: Role, *, query: tuple[str, ...] = ()) -> Callable[[F], F]:
+def require(role: Role, *, query: type[Query] | None = None) -> Callable[[F], F]:
     """The view needs at least ``role`` (checked before the body is read) and takes the
-    ``query`` parameters and no others."""
+    parameters of the ``query`` model (see ``api.schemas_query``) and no others. Both are
+    kept on the view for the OpenAPI document."""
+    names = query.names() if query is not None else ()
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             authorize(role)
-            check_query(query)
+            check_query(names)
             return view(*args, **kwargs)
 
         wrapper.required_role = role  # type: ignore[attr-defined]
+        wrapper.query_model = query  # type: ignore[attr-defined]
         return cast(F, wrapper)
 
     return decorate

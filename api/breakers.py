@@ -1,4 +1,4 @@
-"""Circuit breakers (SPEC §6): every configured target's breaker, and an admin reset."""
+"""Circuit breakers (docs/design.md (Circuit breaker)): every configured target's breaker, and an admin reset."""
 
 from __future__ import annotations
 

@@ -1,3 +1,4 @@
+# Over 300 lines: each command is a short function next to the one parser that wires them.
 """``publishing``: the operator's command line over the REST API (``--url``, default
 ``$PUBLISHING_API_URL`` or http://127.0.0.1:8080; the token from ``$PUBLISHING_API_TOKEN``).
 Lists print as a compact table, or JSON with ``-o json``; an error exits non-zero with the
@@ -11,15 +12,28 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 from typing import Any, TextIO
 
 import requests
+
+from api.schemas_targets import TEST_SEVERITIES
+from publishing.classification import ErrorType
+from publishing.priority import Priority
+from publishing.replay import RunState
+from publishing.tracking import JobState
 
 DEFAULT_URL = "http://127.0.0.1:8080"
 API = "/api/v2/publishing"
 EXIT_API_ERROR = 1
 EXIT_UNREACHABLE = 3
 POLL_S = 0.5
+FINISHED_RUN_STATES = (RunState.DONE.value, RunState.FAILED.value)
+
+
+def values(enum: type[StrEnum]) -> tuple[str, ...]:
+    """An enum's values, as ``choices=``."""
+    return tuple(member.value for member in enum)
 
 
 class CliError(Exception):
@@ -176,13 +190,13 @@ def cmd_dlq_replay_all(client: Client, args: argparse.Namespace, out: TextIO, er
         return 0
     if not args.no_wait:
         progress_bar(run, err)
-        while run["state"] not in ("done", "failed"):
+        while run["state"] not in FINISHED_RUN_STATES:
             time.sleep(POLL_S)
             run = client.call("GET", f"{API}/dlq/replay/{run['run_id']}")
             progress_bar(run, err)
         err.write("\n")
     _show(args, run, out)
-    return 1 if run["state"] == "failed" else 0
+    return 1 if run["state"] == RunState.FAILED.value else 0
 
 
 def cmd_dlq_purge(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -249,8 +263,8 @@ Command = Callable[[Client, argparse.Namespace, TextIO, TextIO], int]
 
 def _add_dlq_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target")
-    parser.add_argument("--error-type", choices=("transient", "permanent", "unknown"))
-    parser.add_argument("--priority", choices=("high", "medium", "low"))
+    parser.add_argument("--error-type", choices=values(ErrorType))
+    parser.add_argument("--priority", choices=values(Priority))
     parser.add_argument("--failed-after", metavar="RFC3339")
     parser.add_argument("--failed-before", metavar="RFC3339")
 
@@ -264,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     test = commands.add_parser("test-alert", help="send a synthetic test alert to a target")
     test.add_argument("target_name", metavar="TARGET")
-    test.add_argument("--severity", choices=("critical", "warning", "info"))
+    test.add_argument("--severity", choices=TEST_SEVERITIES)
     test.set_defaults(func=cmd_test_alert)
 
     dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
@@ -310,10 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = commands.add_parser("jobs", help="tracked jobs, newest first (or one by id)")
     jobs.add_argument("job_id", nargs="?", metavar="JOB_ID")
-    jobs.add_argument(
-        "--state", choices=("queued", "processing", "retrying", "deferred", "succeeded", "failed", "dlq")
-    )
-    jobs.add_argument("--priority", choices=("high", "medium", "low"))
+    jobs.add_argument("--state", choices=values(JobState))
+    jobs.add_argument("--priority", choices=values(Priority))
     jobs.add_argument("--target")
     jobs.add_argument("--limit", type=int, default=50)
     jobs.set_defaults(func=cmd_jobs)

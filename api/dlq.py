@@ -1,7 +1,7 @@
-"""The dead-letter queue over HTTP (SPEC §7, §9): list, get, stats, replay one, replay many in
+"""The dead-letter queue over HTTP (docs/design.md (Dead-letter queue); docs/design.md (API and access)): list, get, stats, replay one, replay many in
 the background with progress, and purge.
 
-``DELETE .../dlq/purge`` defaults ``older_than`` to 168h (a week), the value SPEC §9 shows, so
+``DELETE .../dlq/purge`` defaults ``older_than`` to 168h (a week), the value docs/design.md (API and access) shows, so
 a bare purge never removes last week's rows."""
 
 from __future__ import annotations
@@ -24,33 +24,21 @@ from api.params import (
     json_body,
     parse_duration,
 )
+from api.schemas import BulkReplayRequest
+from api.schemas_query import DLQListQuery, PurgeQuery
 from api.services import services
-from publishing.dlq import MAX_PAGE
 
 bp = Blueprint("dlq", __name__, url_prefix="/api/v2/publishing/dlq")
 
-DEFAULT_PURGE_AGE = "168h"
-_BULK_FIELDS = {"target", "error_type", "priority", "failed_after", "failed_before", "dry_run"}
+_BULK_FIELDS = set(BulkReplayRequest.model_fields)
 
 
 @bp.get("")
-@require(
-    Role.READER,
-    query=(
-        "target",
-        "error_type",
-        "priority",
-        "replayed",
-        "failed_after",
-        "failed_before",
-        "limit",
-        "offset",
-    ),
-)
+@require(Role.READER, query=DLQListQuery)
 def list_entries() -> ResponseReturnValue:
     query = dlq_filter(request.args)
-    limit = int_arg("limit", 100, 1, MAX_PAGE)
-    offset = int_arg("offset", 0, 0, 2**31 - 1)
+    limit = int_arg("limit", *DLQListQuery.int_bounds("limit"))
+    offset = int_arg("offset", *DLQListQuery.int_bounds("offset"))
     entries, total = services().dead_letters.read(query, limit=limit, offset=offset)
     return jsonify(
         {"entries": [e.to_dict() for e in entries], "total": total, "limit": limit, "offset": offset}
@@ -124,9 +112,9 @@ def replay_progress(run_id: str) -> ResponseReturnValue:
 
 
 @bp.delete("/purge")
-@require(Role.ADMIN, query=("older_than", "replayed_only"))
+@require(Role.ADMIN, query=PurgeQuery)
 def purge() -> ResponseReturnValue:
-    older_than = request.args.get("older_than", DEFAULT_PURGE_AGE)
+    older_than = request.args.get("older_than", PurgeQuery.default("older_than"))
     try:
         age_s = parse_duration(older_than)
     except ValueError as exc:

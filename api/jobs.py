@@ -1,4 +1,4 @@
-"""Tracked jobs (SPEC §8): ``GET .../jobs`` filtered, newest first, and ``GET .../jobs/<id>``."""
+"""Tracked jobs (docs/design.md (Job states)): ``GET .../jobs`` filtered, newest first, and ``GET .../jobs/<id>``."""
 
 from __future__ import annotations
 
@@ -8,23 +8,22 @@ from flask.typing import ResponseReturnValue
 from api.auth import Role, require
 from api.errors import ApiError
 from api.params import enum_value, int_arg
+from api.schemas_query import JobsQuery
 from api.services import services
 from publishing.priority import Priority
 from publishing.tracking import JobQuery, JobState
 
 bp = Blueprint("jobs", __name__, url_prefix="/api/v2/publishing/jobs")
 
-MAX_LIMIT = 1000
-
 
 @bp.get("")
-@require(Role.READER, query=("state", "priority", "target", "limit"))
+@require(Role.READER, query=JobsQuery)
 def list_jobs() -> ResponseReturnValue:
     query = JobQuery(
         state=enum_value(JobState, "state", request.args.get("state")),
         priority=enum_value(Priority, "priority", request.args.get("priority")),
         target=request.args.get("target") or None,
-        limit=int_arg("limit", 100, 1, MAX_LIMIT),
+        limit=int_arg("limit", *JobsQuery.int_bounds("limit")),
     )
     jobs, total = services().tracker.list(query)
     return jsonify({"jobs": [j.to_dict() for j in jobs], "total": total})

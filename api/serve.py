@@ -1,5 +1,5 @@
 """``python -m api``: the API under gunicorn on a chosen address, refusing to listen beyond
-loopback when no API tokens are configured (SPEC §9.1)."""
+loopback when no API tokens are configured (docs/design.md (API and access))."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import ipaddress
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from publishing.adapters.multiprocess import use_multiprocess_dir
 from publishing.errors import ConfigError
 from publishing.settings import Settings
 
@@ -62,8 +62,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"publishing API: {exc}", file=sys.stderr)
         return 2
 
-    # gunicorn's workers share their metrics through files here (before prometheus_client loads).
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="publishing-api-metrics-"))
+    # gunicorn's workers share their metrics through files (before prometheus_client loads).
+    use_multiprocess_dir("publishing-api-metrics-")
     from gunicorn.app.base import BaseApplication
 
     class Server(BaseApplication):

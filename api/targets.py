@@ -1,4 +1,4 @@
-"""Targets (SPEC §4): listed with secrets redacted and each one's breaker state, and a
+"""Targets (docs/design.md (Targets and payloads)): listed with secrets redacted and each one's breaker state, and a
 synthetic test alert sent through the whole pipeline to one of them."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from flask.typing import ResponseReturnValue
 from api.auth import Role, require
 from api.errors import ApiError
 from api.params import invalid_field, json_body
+from api.schemas_targets import TEST_SEVERITIES, TestAlertRequest
 from api.services import services
 from publishing.alert import Alert, AlertStatus, EnrichedAlert
 
 bp = Blueprint("targets", __name__, url_prefix="/api/v2/publishing/targets")
-
-TEST_SEVERITIES = ("critical", "warning", "info")
+DEFAULT_TEST_SEVERITY = TestAlertRequest.model_fields["severity"].default.value
 
 
 @bp.get("")
@@ -70,7 +70,7 @@ def send_test(name: str) -> ResponseReturnValue:
     body: Any = json_body(default={})
     if not isinstance(body, dict):
         raise invalid_field("$", body, 'must be an object such as {"severity": "warning"}')
-    severity = body.get("severity", "warning")
+    severity = body.get("severity", DEFAULT_TEST_SEVERITY)
     if severity not in TEST_SEVERITIES:
         raise invalid_field("severity", severity, f"must be one of {'|'.join(TEST_SEVERITIES)}")
     svc = services()

@@ -19,20 +19,10 @@ from publishing.testing import (
     InMemoryDeadLetterRepository,
     InMemoryDeduplicator,
     InMemoryJobTracker,
+    InMemoryReplayRunStore,
     InMemoryTargetHealth,
     RecordingEnqueuer,
 )
-
-
-class InMemoryReplayRunStore:
-    def __init__(self) -> None:
-        self.runs: dict[str, ReplayRun] = {}
-
-    def save(self, run: ReplayRun) -> None:
-        self.runs[run.run_id] = run
-
-    def get(self, run_id: str) -> ReplayRun | None:
-        return self.runs.get(run_id)
 
 
 class InlineReplayRunner:

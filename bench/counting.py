@@ -15,14 +15,11 @@ INSTRUMENT_DIR = Path(__file__).resolve().parent / "instrument"
 
 
 def script_names() -> dict[str, str]:
-    """The product's Lua scripts by the SHA-1 prefix an EVALSHA names them by."""
-    import workers.redis_store as store
+    """The product's Lua scripts (the stems of their ``.lua`` files) by the SHA-1 prefix an
+    EVALSHA names them by: the digest of the text exactly as the adapters load it."""
+    from publishing.adapters.redis.client import script_stems, script_text
 
-    return {
-        hashlib.sha1(value.encode()).hexdigest()[:8]: name
-        for name, value in vars(store).items()
-        if isinstance(value, str) and "redis.call" in value
-    }
+    return {hashlib.sha1(script_text(name).encode()).hexdigest()[:8]: name for name in script_stems()}
 
 
 def _label(label: str, names: dict[str, str]) -> str:

@@ -1,3 +1,4 @@
+# Over 300 lines: both input formats and their field-by-field validation.
 """The alert model and its two input formats (Alertmanager webhook v4 and enriched alerts).
 
 Parsing validates the whole request first and raises one ``InvalidAlertError`` that lists
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -139,6 +141,49 @@ class _Problems:
             raise InvalidAlertError(self.items)
 
 
+@dataclass(frozen=True)
+class FieldLimits:
+    """Caps on what one alert may carry, so nothing accepted is too big to queue, pickle,
+    store in Redis and PostgreSQL, or match a regex against (docs/design.md (Alerts)).
+    The fingerprint cap is PagerDuty's ``dedup_key`` limit."""
+
+    max_labels: int = 64
+    max_annotations: int = 64
+    max_name_chars: int = 256
+    max_value_chars: int = 8192
+    max_fingerprint_chars: int = 255
+    max_metadata_depth: int = 16
+    max_metadata_bytes: int = 65_536
+
+
+DEFAULT_LIMITS = FieldLimits()
+
+
+def _metadata_problem(value: Any, limits: FieldLimits) -> str | None:
+    """Why metadata cannot be carried: too deep, not JSON, a non-finite number, too big.
+    Walked without recursion, so no depth of input can exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limits.max_metadata_depth:
+                return f"is nested deeper than {limits.max_metadata_depth} levels"
+            children = item.values() if isinstance(item, dict) else item
+            if isinstance(item, dict) and not all(isinstance(k, str) for k in item):
+                return "must have string keys"
+            stack.extend((child, depth + 1) for child in children)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return "holds a number that is not finite (NaN or Infinity)"
+        elif not (item is None or isinstance(item, str | int | float | bool)):
+            return "must hold only JSON values"
+    text = json.dumps(value, ensure_ascii=False)
+    if not _encodable(text):
+        return "is not valid Unicode text (a lone surrogate)"
+    if len(text.encode("utf-8")) > limits.max_metadata_bytes:
+        return f"is larger than {limits.max_metadata_bytes} bytes"
+    return None
+
+
 def _encodable(value: str) -> bool:
     """JSON may carry lone surrogates (``"\\ud800"``) that no UTF-8 store accepts."""
     try:
@@ -148,16 +193,25 @@ def _encodable(value: str) -> bool:
     return True
 
 
-def _string_map(value: Any, path: str, problems: _Problems) -> dict[str, str]:
+def _string_map(
+    value: Any, path: str, problems: _Problems, limits: FieldLimits, max_items: int
+) -> dict[str, str]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         problems.add(path, "must be an object of strings")
         return {}
+    if len(value) > max_items:
+        problems.add(path, f"has {len(value)} entries; at most {max_items} are allowed")
+        return {}
     result: dict[str, str] = {}
     for key, item in value.items():
         if not _encodable(str(key)):
             problems.add(path, "has a key that is not valid Unicode text")
+        elif len(str(key)) > limits.max_name_chars:
+            problems.add(path, f"has a key longer than {limits.max_name_chars} characters")
+        elif isinstance(item, str) and len(item) > limits.max_value_chars:
+            problems.add(f"{path}.{key}", f"is longer than {limits.max_value_chars} characters")
         elif not isinstance(item, str):
             problems.add(f"{path}.{key}", "must be a string")
         elif not _encodable(item):
@@ -167,13 +221,18 @@ def _string_map(value: Any, path: str, problems: _Problems) -> dict[str, str]:
     return result
 
 
-def _text_field(value: Any, path: str, problems: _Problems) -> str:
-    """An optional string field: absent is empty; any other type, or text that is not valid
-    Unicode, is a problem."""
+def _text_field(
+    value: Any, path: str, problems: _Problems, max_chars: int = DEFAULT_LIMITS.max_value_chars
+) -> str:
+    """An optional string field: absent is empty; any other type, text that is not valid
+    Unicode, or text over the cap is a problem."""
     if value is None:
         return ""
     if not isinstance(value, str):
         problems.add(path, "must be a string")
+        return ""
+    if len(value) > max_chars:
+        problems.add(path, f"is longer than {max_chars} characters")
         return ""
     if not _encodable(value):
         problems.add(path, "is not valid Unicode text (a lone surrogate)")
@@ -203,7 +262,9 @@ def _time(value: Any, path: str, problems: _Problems, *, required: bool) -> date
     return parsed
 
 
-def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | None:
+def _alert(
+    raw: Any, path: str, problems: _Problems, *, snake: bool, limits: FieldLimits = DEFAULT_LIMITS
+) -> Alert | None:
     if not isinstance(raw, dict):
         problems.add(path, "must be an object")
         return None
@@ -211,13 +272,16 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
     status = raw.get("status")
     if status not in ("firing", "resolved"):
         problems.add(f"{path}.status", f"must be 'firing' or 'resolved', got {status!r}")
-    labels = _string_map(raw.get("labels"), f"{path}.labels", problems)
-    annotations = _string_map(raw.get("annotations"), f"{path}.annotations", problems)
+    labels = _string_map(raw.get("labels"), f"{path}.labels", problems, limits, limits.max_labels)
+    annotations = _string_map(
+        raw.get("annotations"), f"{path}.annotations", problems, limits, limits.max_annotations
+    )
     name_key = "alert_name" if snake else None
     alert_name = labels.get("alertname") or (raw.get(name_key) if name_key else None)
     if name_key and raw.get(name_key) is not None:
         _text_field(raw.get(name_key), f"{path}.{name_key}", problems)
-    if not labels.get("alertname"):
+    labels_refused = any(p["field"].startswith(f"{path}.labels") for p in problems.items[start:])
+    if not labels.get("alertname") and not labels_refused:
         if snake and isinstance(alert_name, str) and alert_name:
             labels["alertname"] = alert_name
         else:
@@ -235,6 +299,8 @@ def _alert(raw: Any, path: str, problems: _Problems, *, snake: bool) -> Alert | 
         not isinstance(fingerprint, str) or not fingerprint.strip() or not _encodable(fingerprint)
     ):
         problems.add(f"{path}.fingerprint", "must be a non-empty string of valid Unicode text")
+    elif fingerprint is not None and len(fingerprint) > limits.max_fingerprint_chars:
+        problems.add(f"{path}.fingerprint", f"is longer than {limits.max_fingerprint_chars} characters")
     if len(problems.items) > start or starts_at is None:
         return None
     return Alert(
@@ -279,7 +345,9 @@ def _classification(raw: Any, path: str, problems: _Problems) -> Classification 
     )
 
 
-def parse_alertmanager(payload: Any, *, max_alerts: int | None = None) -> list[EnrichedAlert]:
+def parse_alertmanager(
+    payload: Any, *, max_alerts: int | None = None, limits: FieldLimits = DEFAULT_LIMITS
+) -> list[EnrichedAlert]:
     """Parse an Alertmanager webhook (version 4) into alerts, or raise ``InvalidAlertError``."""
     problems = _Problems()
     if not isinstance(payload, dict):
@@ -294,12 +362,16 @@ def parse_alertmanager(payload: Any, *, max_alerts: int | None = None) -> list[E
         problems.raise_if_any()
     _check_count(raw_alerts, max_alerts, problems)
     problems.raise_if_any()
-    alerts = [_alert(raw, f"alerts[{i}]", problems, snake=False) for i, raw in enumerate(raw_alerts)]
+    alerts = [
+        _alert(raw, f"alerts[{i}]", problems, snake=False, limits=limits) for i, raw in enumerate(raw_alerts)
+    ]
     problems.raise_if_any()
     return [EnrichedAlert(alert=a) for a in alerts if a is not None]
 
 
-def parse_enriched(payload: Any, *, max_alerts: int | None = None) -> list[EnrichedAlert]:
+def parse_enriched(
+    payload: Any, *, max_alerts: int | None = None, limits: FieldLimits = DEFAULT_LIMITS
+) -> list[EnrichedAlert]:
     """Parse one enriched alert, a list of them, or ``{"alerts": [...]}``."""
     problems = _Problems()
     if isinstance(payload, dict) and "alerts" in payload and "alert" not in payload:
@@ -319,18 +391,19 @@ def parse_enriched(payload: Any, *, max_alerts: int | None = None) -> list[Enric
         if not isinstance(item, dict) or "alert" not in item:
             problems.add(path, "must be an object with an 'alert' field")
             continue
-        alert = _alert(item["alert"], f"{path}.alert" if prefix else "alert", problems, snake=True)
+        alert = _alert(
+            item["alert"], f"{path}.alert" if prefix else "alert", problems, snake=True, limits=limits
+        )
         cpath = f"{path}.classification" if prefix else "classification"
         classification = _classification(item.get("classification"), cpath, problems)
         metadata = item.get("enrichment_metadata")
         metadata = {} if metadata is None else metadata
-        if not isinstance(metadata, dict) or not _encodable(
-            json.dumps(metadata, ensure_ascii=False, default=str)
-        ):
-            problems.add(
-                f"{path}.enrichment_metadata" if prefix else "enrichment_metadata",
-                "must be an object",
-            )
+        mpath = f"{path}.enrichment_metadata" if prefix else "enrichment_metadata"
+        if not isinstance(metadata, dict):
+            problems.add(mpath, "must be an object")
+            metadata = {}
+        elif (problem := _metadata_problem(metadata, limits)) is not None:
+            problems.add(mpath, problem)
             metadata = {}
         if alert is not None:
             result.append(EnrichedAlert(alert, classification, metadata))

@@ -1,8 +1,8 @@
-"""The per-target circuit breaker (SPEC §6): its configuration, states, decisions and port.
+"""The per-target circuit breaker: its configuration, states, decisions and port.
 
-The state machine runs where the state lives: in one Lua script against Redis for the fleet
-(``workers.redis_store``) and in ``publishing.testing.InMemoryBreakerStore`` for unit tests;
-both follow the transitions written here.
+The state machine runs where the state lives: in Lua scripts against Redis for the fleet
+(``publishing.adapters.redis.breaker``) and in ``publishing.testing.InMemoryBreakerStore``
+for unit tests; both follow the transitions written here, and one contract suite holds both.
 
 closed --failure_threshold consecutive failures--> open
 open --open_timeout_s elapsed--> half_open (admits half_open_probes leased probes at a time)
@@ -15,6 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Protocol
+
+# While every half-open probe slot is taken, a deferred attempt asks again after this long, or
+# when the first probe's lease runs out if that is sooner: long enough not to hammer the
+# store while a probe is on the wire, short enough that a freed slot is soon reused.
+HALF_OPEN_RETRY_S = 1.0
 
 
 class BreakerState(IntEnum):
@@ -77,12 +82,15 @@ class Admit:
 @dataclass(frozen=True)
 class Defer:
     """The attempt may not go now (open breaker, busy probe slot, rate limit or a pause the
-    target asked for); ask again in ``wait_s``."""
+    target asked for); ask again in ``wait_s``: the rest of the open time or of the pause,
+    until the rate limiter admits again, or ``HALF_OPEN_RETRY_S`` (at most until the first
+    probe lease runs out) while probes are busy."""
 
     wait_s: float
     state: BreakerState
     reason: DeferReason = DeferReason.BREAKER_OPEN
-    # How long the target has been down (open or half-open since it first tripped).
+    # How long the target has been down (open or half-open since it first tripped), whatever
+    # the reason for this deferral; 0 while the breaker is closed.
     down_for_s: float = 0.0
 
 
@@ -126,17 +134,31 @@ class BreakerStore(Protocol):
         ...
 
     def pause(self, target: str, seconds: float) -> None:
-        """Admit nothing to ``target`` for ``seconds`` (it answered 429 with Retry-After)."""
+        """Admit nothing to ``target`` for ``seconds`` (it answered 429 with Retry-After). A
+        pause only ever lengthens: a shorter one leaves a longer one as it is."""
         ...
 
-    def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition: ...
+    def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
+        """Closed: clear the failure count. Half-open: a success of a probe still holding its
+        slot counts; ``success_threshold`` of them close the breaker (``RECOVERED``)."""
+        ...
 
-    def record_failure(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition: ...
+    def record_failure(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
+        """Closed: count it; ``failure_threshold`` in a row open the breaker (``TRIPPED``) and
+        clear the count. Half-open: a failed probe still holding its slot reopens it for a full
+        open time. Open: nothing changes."""
+        ...
 
     def release(self, target: str, probe_id: str | None) -> None:
         """Give a probe slot back without a verdict (the attempt ended in a permanent error)."""
         ...
 
-    def status(self, target: str) -> BreakerStatus: ...
+    def status(self, target: str) -> BreakerStatus:
+        """As stored: an open breaker whose open time is over reads open until an ``acquire``
+        moves it to half-open."""
+        ...
 
-    def reset(self, target: str) -> None: ...
+    def reset(self, target: str) -> None:
+        """Close the breaker and lift any pause; trips, recoveries and the rate limiter's
+        schedule are kept."""
+        ...

@@ -1,4 +1,4 @@
-"""Classification of failed attempts (SPEC §5): a lookup table, typed information first.
+"""Classification of failed attempts (docs/design.md (Errors, Retries)): a lookup table, typed information first.
 
 Order of evidence: our own typed errors, then the HTTP status a target answered with, then
 exception types (the standard library's here; an adapter adds its client library's, as

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from publishing.alert import AlertStatus, EnrichedAlert
 from publishing.breaker import Admit, BreakerConfig, BreakerState, BreakerStore, DeferReason, Transition
@@ -19,6 +19,7 @@ from publishing.dlq import DeadLetter
 from publishing.errors import PublishError, RateLimitedError, UnknownTargetError
 from publishing.job import Job
 from publishing.ordering import Gate, OrderGate
+from publishing.priority import Priority
 from publishing.retry import GiveUp, RetryPolicy
 from publishing.target_health import HealthEvent
 from publishing.targets import Target, TargetRegistry
@@ -91,8 +92,9 @@ class Superseded:
 Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted
 
 
-def health_events(outcome: Outcome) -> tuple[list[HealthEvent], str | None]:
-    """What an attempt's outcome tells about its target's health, and the error to show."""
+def health_events(outcome: object) -> tuple[list[HealthEvent], str | None]:
+    """What an attempt's outcome tells about its target's health, and the error to show
+    (nothing for anything that is not an attempt's outcome)."""
     if isinstance(outcome, Delivered):
         return [HealthEvent.SUCCESS, *([HealthEvent.RECOVERED] if outcome.recovered else [])], None
     if isinstance(outcome, RetryScheduled | Failed):
@@ -234,14 +236,17 @@ class DeliveryService:
             return Failed(error_type, message, tripped)
         return RetryScheduled(decision.delay_s, error_type, message, tripped)
 
-    def dead_letter(self, job: Job, error_type: ErrorType, error: str) -> DeadLetter:
-        """The DLQ row for a job that failed for good; the target's config is redacted."""
+    def letter_for(self, job: Job) -> DeadLetter:
+        """The DLQ row of a job that failed for good (``job.failure``); the target's
+        configuration in it is redacted, and it says when the job failed, not when the row
+        could be written."""
+        assert job.failure is not None
         try:
             target = self._registry.get(job.target)
             target_type, config = target.type.value, target.to_public_dict()
         except UnknownTargetError:
             target_type, config = "unknown", {"name": job.target}
-        now = datetime.fromtimestamp(self._clock(), UTC)
+        failed_at = job.failure.get("failed_at")
         return DeadLetter(
             id=str(uuid.uuid4()),
             job_id=job.job_id,
@@ -250,12 +255,39 @@ class DeliveryService:
             target_type=target_type,
             enriched_alert=job.alert.to_dict(),
             target_config=config,
-            error_message=error,
-            error_type=error_type,
+            error_message=str(job.failure.get("error", "")),
+            error_type=ErrorType(job.failure.get("error_type", ErrorType.UNKNOWN.value)),
             retry_count=job.retries,
             last_retry_at=datetime.fromtimestamp(job.last_retry_at, UTC) if job.last_retry_at else None,
             priority=job.priority,
-            failed_at=now,
+            failed_at=datetime.fromtimestamp(
+                float(failed_at) if failed_at is not None else self._clock(), UTC
+            ),
             replayed_from=job.replayed_from,
             delivered_via=job.via,
         )
+
+
+def unreadable_letter(message: Any, job_id: str, error: str, now: float) -> DeadLetter:
+    """The DLQ row of a message that is not a job we can read (a newer or broken producer):
+    kept as it came, so an operator can see it, never silently dropped."""
+    raw: dict[str, Any] = message if isinstance(message, dict) else {"message": message}
+    alert = raw.get("alert")
+    enriched: dict[str, Any] = alert if isinstance(alert, dict) else {"raw": raw}
+    inner = enriched.get("alert")
+    priority = str(raw.get("priority"))
+    target = str(raw.get("target", "unknown"))
+    return DeadLetter(
+        id=str(uuid.uuid4()),
+        job_id=job_id,
+        fingerprint=str(inner.get("fingerprint", "")) if isinstance(inner, dict) else "",
+        target_name=target,
+        target_type="unknown",
+        enriched_alert=enriched,
+        target_config={"name": target},
+        error_message=f"the job message could not be read: {error}"[:500],
+        error_type=ErrorType.PERMANENT,
+        retry_count=0,
+        priority=Priority(priority) if priority in {p.value for p in Priority} else Priority.MEDIUM,
+        failed_at=datetime.fromtimestamp(now, UTC),
+    )

@@ -1,15 +1,17 @@
-"""The dead-letter queue (SPEC §7): the record of a job that failed for good, the query
+"""The dead-letter queue (docs/design.md (Dead-letter queue)): the record of a job that failed for good, the query
 over them, and the repository port. ``publishing.adapters.sql`` implements it with SQLAlchemy."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from publishing.classification import ErrorType
+from publishing.errors import NotFoundError
 from publishing.priority import Priority
 
 MAX_PAGE = 1000
@@ -77,6 +79,59 @@ class DeadLetter:
         }
 
 
+def replay_details(letter: DeadLetter) -> dict[str, Any]:
+    """What ``AlreadyReplayedError`` tells about the replay that got there first."""
+    return {
+        "replayed_at": letter.replayed_at.isoformat() if letter.replayed_at else None,
+        "replay_job_id": letter.replay_job_id,
+        "replay_result": letter.replay_result.value if letter.replay_result else None,
+    }
+
+
+@overload
+def as_utc(value: datetime) -> datetime: ...
+
+
+@overload
+def as_utc(value: None) -> None: ...
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """The same instant in UTC. A naive value is taken to be UTC already: SQLite keeps no
+    offset, and every timestamp the repository stores was written in UTC."""
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def parse_id(value: str) -> uuid.UUID:
+    """Row and job ids are UUIDs in any spelling (upper case, no hyphens); ``ValueError``
+    when the value is not one."""
+    return uuid.UUID(str(value))
+
+
+def canonical_id(value: str) -> str:
+    """The one spelling an id comes back in, whatever spelling it was written in."""
+    return str(parse_id(value))
+
+
+def not_found(letter_id: str) -> NotFoundError:
+    return NotFoundError(f"no dead letter {letter_id!r}")
+
+
+def row_key(letter_id: str) -> uuid.UUID:
+    """A row id, or ``NotFoundError``: a malformed id names no row."""
+    try:
+        return parse_id(letter_id)
+    except ValueError:
+        raise not_found(letter_id) from None
+
+
+def page_bounds(limit: int, offset: int) -> tuple[int, int]:
+    """``limit`` and ``offset`` as a repository applies them: 1..``MAX_PAGE`` rows, from 0 on."""
+    return max(1, min(limit, MAX_PAGE)), max(0, offset)
+
+
 @dataclass(frozen=True)
 class DLQFilter:
     target: str | None = None
@@ -132,7 +187,7 @@ class DeadLetterRepository(Protocol):
     def release_claim(self, letter_id: str, replay_job_id: str, now: datetime) -> None:
         """Undo a claim whose job never reached the broker: the row is unreplayed again (with
         ``replay_result = skipped`` saying so) and can be replayed later. A claim made for
-        another job is left alone."""
+        another job, or a row purged since, is left alone."""
         ...
 
     def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None: ...

@@ -29,9 +29,10 @@ class Job:
     # Breaker deferrals so far: they are Celery retries too, but spend no retry budget.
     deferrals: int = 0
     deferred_since: float | None = None
-    # Set when delivery has failed for good but the DLQ row is not written yet (the
-    # database was down): the next run writes the row instead of publishing again.
-    dead_letter: Mapping[str, Any] | None = None
+    # Set once delivery has failed for good (``error_type``, ``error``, ``failed_at`` and the
+    # DLQ ``writes`` tried): while its row is not written (the database is down) every run
+    # writes the row instead of publishing again.
+    failure: Mapping[str, Any] | None = None
     # Times the worker itself failed on this job (a bug, not the target): bounded, then DLQ.
     crashes: int = 0
 
@@ -48,7 +49,7 @@ class Job:
             "last_retry_at": self.last_retry_at,
             "deferrals": self.deferrals,
             "deferred_since": self.deferred_since,
-            "dead_letter": dict(self.dead_letter) if self.dead_letter else None,
+            "failure": dict(self.failure) if self.failure else None,
             "crashes": self.crashes,
         }
 
@@ -66,9 +67,16 @@ class Job:
             last_retry_at=data.get("last_retry_at"),
             deferrals=int(data.get("deferrals") or 0),
             deferred_since=data.get("deferred_since"),
-            dead_letter=data.get("dead_letter"),
+            # "dead_letter" is how messages sent before the rename carry it.
+            failure=data.get("failure") or data.get("dead_letter"),
             crashes=int(data.get("crashes") or 0),
         )
+
+    @property
+    def attempt_key(self) -> str:
+        """Names this attempt: a message started more than once under the same key was
+        redelivered (its worker died mid-attempt)."""
+        return f"{self.retries}.{self.deferrals}.{1 if self.failure else 0}"
 
     def evolve(self, **changes: Any) -> Job:
         return replace(self, **changes)

@@ -1,4 +1,5 @@
-"""Replaying dead letters (SPEC §7): one row at a time behind an atomic claim, or many in
+# Over 300 lines: replay one and replay many share the claim and the run's record.
+"""Replaying dead letters (docs/design.md (Dead-letter queue)): one row at a time behind an atomic claim, or many in
 pages as a run whose progress is a value the caller stores. The broker and the progress
 store are handed in; ``workers.replay`` runs the pages in the background.
 
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 
 from publishing.alert import EnrichedAlert
 from publishing.classification import ErrorType
-from publishing.dlq import MAX_PAGE, DeadLetter, DeadLetterRepository, DLQFilter
+from publishing.dlq import MAX_PAGE, DeadLetter, DeadLetterRepository, DLQFilter, replay_details
 from publishing.errors import (
     AlreadyReplayedError,
     InvalidAlertError,
@@ -63,14 +64,6 @@ class ReplayEnqueueError(PublishingError):
             f"dead letter {dead_letter_id} was claimed but its job {job_id} could not be enqueued; "
             "the row is replayable again (replay_result=skipped)"
         )
-
-
-def replay_details(letter: DeadLetter) -> dict[str, Any]:
-    return {
-        "replayed_at": letter.replayed_at.isoformat() if letter.replayed_at else None,
-        "replay_job_id": letter.replay_job_id,
-        "replay_result": letter.replay_result.value if letter.replay_result else None,
-    }
 
 
 class RunState(StrEnum):

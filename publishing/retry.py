@@ -1,4 +1,4 @@
-"""The retry policy of SPEC §5 as pure functions that return a decision."""
+"""The retry policy of docs/design.md (Errors, Retries) as pure functions that return a decision."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings from the environment (SPEC §2). Every knob has a default; a bad value fails at
+"""Settings from the environment (the README, "Configuration"). Every knob has a default; a bad value fails at
 start-up with a message naming the variable, the value and what is allowed."""
 
 from __future__ import annotations
@@ -71,6 +71,19 @@ def _retry_policy(environ: Mapping[str, str], prefix: str, base: RetryPolicy) ->
     )
 
 
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (each part of a ``;``-separated list)."""
+    parts = []
+    for part in url.split(";"):
+        scheme, sep, rest = part.partition("://")
+        userinfo, at, host = rest.rpartition("@")
+        if sep and at and ":" in userinfo:
+            user = userinfo.split(":", 1)[0]
+            part = f"{scheme}://{user}:***@{host}"
+        parts.append(part)
+    return ";".join(parts)
+
+
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = DEFAULT_REDIS_URL
@@ -95,6 +108,14 @@ class Settings:
     # ``max_hold_s``; a retry's backoff must fit in one.
     visibility_timeout_s: float = 300.0
     key_prefix: str = "publishing"
+
+    def __repr__(self) -> str:
+        # Never print a password: settings reach logs and tracebacks.
+        return (
+            f"Settings(redis_url={redact_url(self.redis_url)!r}, "
+            f"database_url={redact_url(self.database_url)!r}, targets_path={self.targets_path!r}, "
+            f"api_tokens=<{len(self.api_tokens)} tokens>, key_prefix={self.key_prefix!r})"
+        )
 
     def retry_policy(self, priority: Priority) -> RetryPolicy:
         return self.retry[priority]

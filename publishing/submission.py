@@ -1,4 +1,4 @@
-"""Submission (SPEC §1, §8): alerts become jobs. Fan-out to the enabled targets whose filter
+"""Submission (docs/design.md (Where an alert goes); docs/design.md (Job states)): alerts become jobs. Fan-out to the enabled targets whose filter
 matches, priority, de-duplication within the window, tracking, then enqueue through a port."""
 
 from __future__ import annotations

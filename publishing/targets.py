@@ -1,5 +1,6 @@
-"""Targets (SPEC §4): loading from YAML/JSON files or a directory, validation, filters,
-reloading on change, and redaction of every secret in every representation."""
+# Over 300 lines: the target model and its validation, every field's rule next to the others.
+"""Targets (docs/design.md (Targets and payloads)): validation, filters, the registry that
+reloads them from a source on change, and redaction of every secret in every representation."""
 
 from __future__ import annotations
 

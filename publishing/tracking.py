@@ -1,5 +1,6 @@
-"""Job tracking (SPEC §8): the state of every job, visible to every API replica, and
-submission de-duplication. The Redis implementation lives in ``workers.redis_store``."""
+"""Job tracking: the state of every job, visible to every API replica, and submission
+de-duplication. The Redis implementations live in ``publishing.adapters.redis``, the
+in-memory ones in ``publishing.testing``; one contract suite holds both."""
 
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ class JobQuery:
 
 
 class JobTracker(Protocol):
+    """The recent jobs, at most a capacity of them (the oldest by submission time go first)
+    and, in Redis, for a TTL. Listing and counting cost what they return, not what is
+    tracked."""
+
     def record(self, snapshot: JobSnapshot) -> None:
         """Create or replace a job's entry."""
         ...
@@ -86,22 +91,28 @@ class JobTracker(Protocol):
         """``record`` for several jobs at once (one round trip)."""
         ...
 
-    def update(self, job_id: str, **fields: Any) -> None:
-        """Change some fields of a tracked job (state, retry_count, started_at, ...)."""
+    def update(self, job_id: str, *, client: Any = None, **fields: Any) -> None:
+        """Change some fields of a tracked job (state, retry_count, started_at, ...); a job
+        that is not tracked stays untracked. ``client``, where the store has one, batches the
+        write with others (a Redis pipeline)."""
         ...
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
-        """Set the job ``processing`` and count how often this attempt has been started;
-        more than once means the message was redelivered (a worker died mid-attempt)."""
+        """Set a tracked job ``processing`` and count how often this attempt has been started,
+        tracked or not; more than once means the message was redelivered (a worker died
+        mid-attempt). An untracked job gets no entry."""
         ...
 
     def get(self, job_id: str) -> JobSnapshot | None: ...
 
     def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
-        """Newest first, filtered, at most ``query.limit``; with the count of all matches."""
+        """Newest first (by submission time), filtered, at most ``query.limit``; with the
+        count of all matches."""
         ...
 
-    def count_by_state(self) -> dict[str, int]: ...
+    def count_by_state(self) -> dict[str, int]:
+        """Every state, with zero for a state no job is in."""
+        ...
 
 
 class ClaimStatus(StrEnum):

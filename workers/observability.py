@@ -15,6 +15,7 @@ from publishing.adapters import metrics
 from publishing.adapters.composition import services_for
 from publishing.adapters.logs import configure_logging
 from publishing.settings import Settings
+from workers.celery_app import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ _app_settings: Settings | None = None
 
 def install(app: Celery) -> None:
     global _app_settings
-    _app_settings = app.conf.publishing_settings
+    _app_settings = settings_of(app)
     signals.setup_logging.connect(_on_setup_logging, weak=False)
     signals.worker_process_init.connect(_on_process_init, weak=False)
     signals.task_prerun.connect(_on_prerun, weak=False)

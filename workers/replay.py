@@ -22,6 +22,7 @@ from publishing.errors import DatabaseUnavailableError
 from publishing.priority import Priority
 from publishing.replay import Replayer, RunState
 from publishing.routing import REPLAY_BATCH_TASK, REPLAY_QUEUE, queue_for
+from workers.celery_app import settings_of
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class ReplayBatchTask(Task):
 
 
 def replay_batch(task: ReplayBatchTask, run_id: str, page: int = 0) -> str:
-    services = services_for(task.app.conf.publishing_settings)
+    services = services_for(settings_of(task.app), task.app)
     store = RedisReplayRunStore(services.redis, services.settings.key_prefix)
     run = store.get(run_id)
     if run is None:

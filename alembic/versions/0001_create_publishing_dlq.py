@@ -1,4 +1,4 @@
-"""Create the dead-letter table publishing_dlq (SPEC §7) with its checks and indexes.
+"""Create the dead-letter table publishing_dlq (docs/design.md (Dead-letter queue)) with its checks and indexes.
 
 Written out by hand rather than from the model, so that this revision stays what it was
 when the model moves on; tests/integration/test_migrations.py holds the two together.

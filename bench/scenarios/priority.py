@@ -2,7 +2,7 @@
 keep every general worker slot busy for the whole test), then ``high`` alerts at 10/s to a
 healthy target. Reported: the high jobs' received-to-delivered latency.
 
-Ours runs as an operator runs it (SPEC §11, deploy/compose.yaml): a dedicated ``-Q high``
+Ours runs as an operator runs it (docs/operations.md, deploy/compose.yaml): a dedicated ``-Q high``
 pool beside a general ``-Q high,medium,low`` pool; alerts enter through ``POST /webhook`` and
 are routed by filter (info -> the slow target, critical -> the pager). The contrast, in the
 same run: the reference app with plain Celery defaults (one worker on ``-Q high,medium,low``

@@ -16,6 +16,7 @@ from celery import Celery
 from publishing.adapters.broker import CeleryEnqueuer, CeleryReplayRunner, RedisQueueInspector, producer_app
 from publishing.adapters.http import HttpPublisher, http_session
 from publishing.adapters.readiness import DependencyReadiness
+from publishing.adapters.redis.attempts import RedisAttemptLog
 from publishing.adapters.redis.breaker import RedisBreakerStore
 from publishing.adapters.redis.client import redis_client
 from publishing.adapters.redis.dedup import RedisDeduplicator
@@ -27,6 +28,7 @@ from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for
 from publishing.adapters.target_files import registry_from_path
 from publishing.delivery import DeliveryService
 from publishing.job import Job
+from publishing.plan import Timings
 from publishing.replay import Replayer
 from publishing.retry import RetryPolicy
 from publishing.settings import Settings
@@ -54,6 +56,8 @@ class Services:
     replay_runner: CeleryReplayRunner
     queues: RedisQueueInspector
     readiness: DependencyReadiness
+    attempts: RedisAttemptLog
+    timings: Timings
 
 
 def build_services(settings: Settings, celery: Celery | None = None) -> Services:
@@ -63,6 +67,7 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
     app = celery if celery is not None else producer_app(settings)
     registry = registry_from_path(settings.targets_path, time.monotonic)
     prefix = settings.key_prefix
+    health = RedisTargetHealth(client, prefix)
     tracker = RedisJobTracker(
         client, prefix=prefix, capacity=settings.tracking_capacity, ttl_s=settings.tracking_ttl_s
     )
@@ -84,7 +89,7 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         breakers=breakers,
         deduplicator=deduplicator,
         order_gate=order_gate,
-        health=RedisTargetHealth(client, prefix),
+        health=health,
         dead_letters=dead_letters,
         delivery=DeliveryService(
             registry,
@@ -113,6 +118,8 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         replay_runner=CeleryReplayRunner(app),
         queues=RedisQueueInspector(client, app),
         readiness=DependencyReadiness(client, engine),
+        attempts=RedisAttemptLog(client, tracker, health),
+        timings=Timings(max_hold_s=settings.max_hold_s),
     )
 
 

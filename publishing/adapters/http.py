@@ -1,4 +1,4 @@
-"""Delivery of one job over HTTP (SPEC §4, §5): build the payload, POST it with the target's
+"""Delivery of one job over HTTP (docs/design.md (Targets and payloads); docs/design.md (Errors, Retries)): build the payload, POST it with the target's
 authentication and the job's idempotency headers, and turn every failure into a classified,
 redacted ``PublishError``."""
 
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_MAX_S = 5.0
 BODY_EXCERPT_CHARS = 200
-# Statuses whose Retry-After we honour as a rate limit (SPEC §5).
+# Statuses whose Retry-After we honour as a rate limit (docs/design.md (Errors, Retries)).
 RATE_LIMIT_STATUS = frozenset({429, 503})
 _ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
     ErrorType.TRANSIENT: TransientPublishError,

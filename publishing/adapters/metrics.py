@@ -1,4 +1,4 @@
-"""Every Prometheus metric, named once (SPEC §10), and the scrape-time collector for what
+"""Every Prometheus metric, named once (docs/operations.md), and the scrape-time collector for what
 lives in Redis and the database (queue depth, breakers, DLQ size).
 
 Counters and histograms are observed where the event happens; prefork children write them

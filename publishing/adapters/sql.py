@@ -1,4 +1,5 @@
-"""The dead-letter queue in SQL (SPEC §7): the ``publishing_dlq`` table and a repository over it
+# Over 300 lines: the table, its type decorators and the repository are one schema, read together.
+"""The dead-letter queue in SQL (docs/design.md (Dead-letter queue)): the ``publishing_dlq`` table and a repository over it
 that works on PostgreSQL and SQLite alike. An unreachable database is always reported as
 ``DatabaseUnavailableError``, so a worker keeps the job and retries the write."""
 
@@ -7,7 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,19 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from publishing.classification import ErrorType
-from publishing.dlq import MAX_PAGE, DeadLetter, DLQFilter, DLQStats, ReplayResult
-from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError, NotFoundError
+from publishing.dlq import (
+    DeadLetter,
+    DLQFilter,
+    DLQStats,
+    ReplayResult,
+    as_utc,
+    not_found,
+    page_bounds,
+    parse_id,
+    replay_details,
+    row_key,
+)
+from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError
 from publishing.priority import Priority
 from publishing.settings import normalise_database_url
 
@@ -35,16 +47,10 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        return _as_utc(value)
+        return as_utc(value)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
-        return _as_utc(value)
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return as_utc(value)
 
 
 def _in(column: str, values: list[str]) -> str:
@@ -126,14 +132,6 @@ def create_engine_for(url: str) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).parent.mkdir(parents=True, exist_ok=True)
     return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-def _key(letter_id: str) -> uuid.UUID:
-    """A row id, or ``NotFoundError``: a malformed id names no row."""
-    try:
-        return uuid.UUID(letter_id)
-    except (ValueError, TypeError, AttributeError):
-        raise NotFoundError(f"no dead letter {letter_id!r}") from None
 
 
 def _storable(text: str) -> str:
@@ -226,8 +224,8 @@ class SqlDeadLetterRepository:
 
     def write(self, letter: DeadLetter) -> bool:
         values: dict[str, Any] = {
-            "id": uuid.UUID(letter.id),
-            "job_id": uuid.UUID(letter.job_id),
+            "id": parse_id(letter.id),
+            "job_id": parse_id(letter.job_id),
             "fingerprint": _storable(letter.fingerprint),
             "target_name": _storable(letter.target_name),
             "target_type": _storable(letter.target_type),
@@ -242,8 +240,8 @@ class SqlDeadLetterRepository:
             "replayed": letter.replayed,
             "replayed_at": letter.replayed_at,
             "replay_result": letter.replay_result.value if letter.replay_result else None,
-            "replay_job_id": uuid.UUID(letter.replay_job_id) if letter.replay_job_id else None,
-            "replayed_from": uuid.UUID(letter.replayed_from) if letter.replayed_from else None,
+            "replay_job_id": parse_id(letter.replay_job_id) if letter.replay_job_id else None,
+            "replayed_from": parse_id(letter.replayed_from) if letter.replayed_from else None,
             "delivered_via": letter.delivered_via,
         }
         # Without them the database's clock fills them in.
@@ -257,8 +255,7 @@ class SqlDeadLetterRepository:
             return conn.execute(stmt).rowcount == 1
 
     def read(self, query: DLQFilter, limit: int = 100, offset: int = 0) -> tuple[list[DeadLetter], int]:
-        limit = max(1, min(limit, MAX_PAGE))
-        offset = max(0, offset)
+        limit, offset = page_bounds(limit, offset)
         where = _where(query)
         page = (
             sa.select(publishing_dlq)
@@ -280,43 +277,36 @@ class SqlDeadLetterRepository:
         return _letter(row) if row is not None else None
 
     def get(self, letter_id: str) -> DeadLetter:
-        key = _key(letter_id)
+        key = row_key(letter_id)
         with self._begin() as conn:
             letter = self._select_one(conn, key)
         if letter is None:
-            raise NotFoundError(f"no dead letter {letter_id!r}")
+            raise not_found(letter_id)
         return letter
 
     def claim_for_replay(self, letter_id: str, replay_job_id: str, now: datetime) -> DeadLetter:
-        key = _key(letter_id)
+        key = row_key(letter_id)
         c = publishing_dlq.c
         # One conditional UPDATE is the claim: of concurrent callers exactly one matches.
         claim = (
             sa.update(publishing_dlq)
             .where(c.id == key, c.replayed == sa.false())
-            .values(replayed=True, replayed_at=now, replay_job_id=uuid.UUID(replay_job_id), updated_at=now)
+            .values(replayed=True, replayed_at=now, replay_job_id=parse_id(replay_job_id), updated_at=now)
         )
         with self._begin() as conn:
             claimed = conn.execute(claim).rowcount == 1
             letter = self._select_one(conn, key)
         if letter is None:
-            raise NotFoundError(f"no dead letter {letter_id!r}")
+            raise not_found(letter_id)
         if not claimed:
-            raise AlreadyReplayedError(
-                letter.id,
-                {
-                    "replayed_at": letter.replayed_at.isoformat() if letter.replayed_at else None,
-                    "replay_job_id": letter.replay_job_id,
-                    "replay_result": letter.replay_result.value if letter.replay_result else None,
-                },
-            )
+            raise AlreadyReplayedError(letter.id, replay_details(letter))
         return letter
 
     def release_claim(self, letter_id: str, replay_job_id: str, now: datetime) -> None:
         c = publishing_dlq.c
         stmt = (
             sa.update(publishing_dlq)
-            .where(c.id == _key(letter_id), c.replay_job_id == uuid.UUID(replay_job_id))
+            .where(c.id == row_key(letter_id), c.replay_job_id == parse_id(replay_job_id))
             .values(
                 replayed=False,
                 replayed_at=None,
@@ -330,7 +320,7 @@ class SqlDeadLetterRepository:
 
     def set_replay_result(self, letter_id: str, result: ReplayResult, now: datetime) -> None:
         """Raises ``NotFoundError`` when there is no such row."""
-        key = _key(letter_id)
+        key = row_key(letter_id)
         stmt = (
             sa.update(publishing_dlq)
             .where(publishing_dlq.c.id == key)
@@ -338,13 +328,13 @@ class SqlDeadLetterRepository:
         )
         with self._begin() as conn:
             if conn.execute(stmt).rowcount == 0:
-                raise NotFoundError(f"no dead letter {letter_id!r}")
+                raise not_found(letter_id)
 
     def set_replay_result_by_job(self, replay_job_id: str, result: ReplayResult, now: datetime) -> None:
         """A job that no row names (not a replay, or its row purged since) changes nothing."""
         try:
-            key = uuid.UUID(replay_job_id)
-        except (ValueError, TypeError, AttributeError):
+            key = parse_id(replay_job_id)
+        except ValueError:
             return
         stmt = (
             sa.update(publishing_dlq)

@@ -1,4 +1,4 @@
-"""Outbound payloads (SPEC §4): one module a target format, chosen by ``target.format``.
+"""Outbound payloads (docs/design.md (Targets and payloads)): one module a target format, chosen by ``target.format``.
 
 A formatter that cannot build its payload is a permanent failure: the same alert would fail
 the same way on every retry.

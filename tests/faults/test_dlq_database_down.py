@@ -1,4 +1,4 @@
-"""The DLQ database down for 30 s while jobs fail for good (SPEC §7, NOTES 5): a private
+"""The DLQ database down for 30 s while jobs fail for good (docs/design.md (Dead-letter queue), "Retries"): a private
 PostgreSQL is stopped in the middle of a load to a target that answers 400; the jobs keep
 retrying their DLQ write, unacknowledged, and afterwards every job has exactly one row, which
 says when the job failed (not when the database came back)."""

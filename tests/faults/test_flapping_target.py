@@ -1,4 +1,4 @@
-"""A target that flaps (up 5 s, down 5 s) for a minute under load (SPEC §6): the fleet-wide
+"""A target that flaps (up 5 s, down 5 s) for a minute under load (docs/design.md (Circuit breaker)): the fleet-wide
 breaker opens and closes again each cycle, no job is dropped, and half-open probes never
 overlap: each request is tagged, on arrival, with the breaker's state in Redis, and no other
 request is in flight at the target while one sent in the half-open state is."""

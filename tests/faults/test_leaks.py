@@ -1,4 +1,4 @@
-"""Nothing leaked (SPEC §4: secrets never appear in task arguments, logs, API responses, DLQ
+"""Nothing leaked (docs/design.md (Targets and payloads): secrets never appear in task arguments, logs, API responses, DLQ
 rows, tracking entries or Flower).
 
 Targets carry recognisable secrets of every kind: a PagerDuty routing key, a webhook bearer

@@ -1,6 +1,6 @@
-"""Poison jobs (SPEC §5, NOTES 4): a job whose payload cannot be built goes to the DLQ once,
+"""Poison jobs (docs/design.md (Errors, Retries), the poison guard): a job whose payload cannot be built goes to the DLQ once,
 not around forever, and the jobs beside it are delivered; a job that kills its worker process
-every time it runs is dead-lettered after ``MAX_REDELIVERIES`` starts.
+every time it runs is dead-lettered after ``Timings.max_starts`` starts.
 
 A payload that really breaks a formatter, found by reading ``publishing/formatters``: the
 PagerDuty formatter splits ``generatorURL`` with ``urlsplit``, which raises on an unclosed
@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from publishing.plan import Timings
 from publishing.routing import PUBLISH_TASK
 from tests.faults.rig import Rig, am_alert, am_payload, payloads
 from tests.support.fault_target import FaultTarget, Hit
@@ -28,7 +29,6 @@ from tests.support.fleet import wait_until
 from tests.support.http_target import Reply
 from tests.support.procs import socket_owner
 from workers.celery_app import create_celery_app
-from workers.tasks import MAX_REDELIVERIES
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -134,8 +134,8 @@ def test_a_job_that_kills_its_worker_every_time_is_dead_lettered_after_the_redel
         assert books.submitted == 41
         assert books.delivered == 40
         assert books.in_dlq == 1
-        assert len(killer.killed) == MAX_REDELIVERIES
-        assert len([h for h in target.snapshot() if h.job_id == poison_job["id"]]) == MAX_REDELIVERIES
+        assert len(killer.killed) == Timings().max_starts
+        assert len([h for h in target.snapshot() if h.job_id == poison_job["id"]]) == Timings().max_starts
         rows = rig.dlq_rows()
         assert len(rows) == 1 and "redelivered" in rows[0]["error_message"]
     finally:

@@ -1,4 +1,4 @@
-"""Redis restarted in the middle of a load (SPEC §12): a private redis-server with an
+"""Redis restarted in the middle of a load (bench/README.md): a private redis-server with an
 append-only file (``appendfsync always``) serves the API and the workers; it is stopped
 (SIGTERM, or SIGKILL) and started again on the same port and directory. Submissions refused
 meanwhile (503) are sent again by the client, as Alertmanager does; every job a 202 accepted

@@ -1,5 +1,5 @@
 """Two API replicas behind one Redis, receiving the same Alertmanager payloads at the same
-moment, as an HA Alertmanager pair sends them (SPEC §8): both answer with the same job ids,
+moment, as an HA Alertmanager pair sends them (docs/design.md (Job states)): both answer with the same job ids,
 and each alert reaches each target exactly once within the de-duplication window."""
 
 from __future__ import annotations

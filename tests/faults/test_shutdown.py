@@ -1,4 +1,4 @@
-"""SIGTERM to the whole worker fleet during a load, then a new fleet (SPEC §12, §13: the
+"""SIGTERM to the whole worker fleet during a load, then a new fleet (bench/README.md; docs/design.md: the
 original's shutdown abandoned queued medium and low jobs): jobs waiting in the queues, held
 as retries with an ETA, or running at the signal are all delivered afterwards."""
 

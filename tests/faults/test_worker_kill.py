@@ -1,4 +1,4 @@
-"""kill -9 of a worker in the middle of a load (SPEC §8, §12): of a prefork child, whose job
+"""kill -9 of a worker in the middle of a load (docs/design.md (Job states); bench/README.md): of a prefork child, whose job
 comes back at once (reject on worker lost), and of the main process, whose reserved and
 running jobs come back after the visibility timeout to the worker started in its place."""
 

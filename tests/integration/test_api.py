@@ -1,5 +1,5 @@
 """The API over HTTP against the real pipeline: Redis, PostgreSQL, a worker process started as
-an operator starts it, and loopback HTTP servers standing in for the targets (SPEC §7-9)."""
+an operator starts it, and loopback HTTP servers standing in for the targets (docs/design.md (Dead-letter queue); docs/design.md (Job states); docs/design.md (API and access))."""
 
 from __future__ import annotations
 

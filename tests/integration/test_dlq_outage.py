@@ -1,5 +1,5 @@
 """A job that fails for good while the DLQ database is down is not lost: it waits, and the
-row appears once the database is back (SPEC §7, NOTES 5)."""
+row appears once the database is back (docs/design.md (Dead-letter queue), "Retries")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every metric of SPEC §10 changes when its event happens, observed through a real worker's
+"""Every metric of docs/operations.md changes when its event happens, observed through a real worker's
 ``/metrics`` endpoint (prefork, multiprocess mode) and the scrape-time fleet collector."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Celery pipeline end to end: real Redis, real PostgreSQL, real worker processes and
-real HTTP servers on loopback standing in for the targets (SPEC §1, §5-8)."""
+real HTTP servers on loopback standing in for the targets (docs/design.md (Where an alert goes); docs/design.md (Errors, Retries); docs/design.md (Circuit breaker); docs/design.md (Dead-letter queue); docs/design.md (Job states))."""
 
 from __future__ import annotations
 

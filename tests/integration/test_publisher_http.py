@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import requests
 
-from publishing.adapters.http import Delivered, HttpPublisher
+from publishing.adapters.http import HttpPublisher
 from publishing.alert import EnrichedAlert, parse_enriched
+from publishing.delivery import Receipt
 from publishing.errors import (
     PermanentPublishError,
     PublishError,
@@ -148,7 +149,7 @@ def server(shared_server: HttpTarget) -> HttpTarget:
 def test_any_2xx_is_delivered(server: HttpTarget, kind: str, status: int) -> None:
     server.script([Reply(status=status, body="" if status == 204 else '{"ok":true}')])
     delivered = make_publisher(clock=time.time).publish(make_target(kind, server.url), make_alert(), JOB_ID)
-    assert isinstance(delivered, Delivered)
+    assert isinstance(delivered, Receipt)
     assert delivered.status_code == status
     assert 0 <= delivered.duration_s < 5
 

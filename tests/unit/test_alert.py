@@ -1,4 +1,4 @@
-"""Parsing and validation of the two alert input formats (SPEC §3)."""
+"""Parsing and validation of the two alert input formats (docs/design.md (Priority))."""
 
 from __future__ import annotations
 
@@ -418,3 +418,73 @@ def enriched_alerts(draw: st.DrawFn) -> EnrichedAlert:
 @given(enriched_alerts())
 def test_to_dict_from_dict_round_trip(original: EnrichedAlert) -> None:
     assert EnrichedAlert.from_dict(original.to_dict()) == original
+
+
+def _am(alert: dict[str, Any]) -> dict[str, Any]:
+    base = {"status": "firing", "labels": {"alertname": "Cap"}, "startsAt": "2024-05-01T10:00:00Z"}
+    return {"version": "4", "alerts": [{**base, **alert}]}
+
+
+@pytest.mark.parametrize(
+    ("alert", "field", "words"),
+    [
+        ({"fingerprint": "f" * 256}, "alerts[0].fingerprint", "longer than 255"),
+        (
+            {"labels": {"alertname": "Cap", **{f"l{i}": "v" for i in range(64)}}},
+            "alerts[0].labels",
+            "at most 64",
+        ),
+        ({"labels": {"alertname": "Cap", "big": "x" * 8193}}, "alerts[0].labels.big", "longer than 8192"),
+        ({"annotations": {"k" * 257: "v"}}, "alerts[0].annotations", "longer than 256"),
+        ({"generatorURL": "u" * 8193}, "alerts[0].generatorURL", "longer than 8192"),
+    ],
+)
+def test_alertmanager_fields_over_their_caps_are_refused_by_name(
+    alert: dict[str, Any], field: str, words: str
+) -> None:
+    with pytest.raises(InvalidAlertError) as caught:
+        parse_alertmanager(_am(alert))
+    [problem] = caught.value.problems
+    assert problem["field"] == field and words in problem["message"]
+
+
+def test_a_fingerprint_at_the_cap_is_accepted() -> None:
+    [alert] = parse_alertmanager(_am({"fingerprint": "f" * 255}))
+    assert alert.alert.fingerprint == "f" * 255
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {}
+    for _ in range(depth - 1):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("metadata", "words"),
+    [
+        (_nested(17), "deeper than 16"),
+        (_nested(5000), "deeper than 16"),
+        ({"score": float("nan")}, "not finite"),
+        ({"score": [1.0, float("inf")]}, "not finite"),
+        ({"blob": "x" * 70_000}, "larger than 65536 bytes"),
+    ],
+)
+def test_enrichment_metadata_that_cannot_be_carried_is_refused(metadata: dict[str, Any], words: str) -> None:
+    payload = {
+        "alert": {"alert_name": "Cap", "status": "firing", "starts_at": "2024-05-01T10:00:00Z"},
+        "enrichment_metadata": metadata,
+    }
+    with pytest.raises(InvalidAlertError) as caught:
+        parse_enriched(payload)
+    [problem] = caught.value.problems
+    assert problem["field"] == "enrichment_metadata" and words in problem["message"]
+
+
+def test_metadata_sixteen_levels_deep_is_accepted() -> None:
+    payload = {
+        "alert": {"alert_name": "Cap", "status": "firing", "starts_at": "2024-05-01T10:00:00Z"},
+        "enrichment_metadata": _nested(16),
+    }
+    [alert] = parse_enriched(payload)
+    assert alert.enrichment_metadata == _nested(16)

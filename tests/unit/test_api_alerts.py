@@ -1,4 +1,4 @@
-"""Alerts in through the API (SPEC §3, §8, §9): jobs, de-duplication, routing by name, and
+"""Alerts in through the API (docs/design.md (Priority); docs/design.md (Job states); docs/design.md (API and access)): jobs, de-duplication, routing by name, and
 every way a request is refused whole — with the error shape and without creating any job."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Access (SPEC §9.1): every endpoint's role, 401/403 in the error shape, no side effect from
+"""Access (docs/design.md (API and access)): every endpoint's role, 401/403 in the error shape, no side effect from
 a refused request, constant-time token lookup, and loopback-only service without tokens."""
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ ENRICHED = {
     }
 }
 
-# (method, path, needed role, JSON body): every mutating endpoint of SPEC §9.
+# (method, path, needed role, JSON body): every mutating endpoint of docs/design.md (API and access)
 MUTATING: list[tuple[str, str, Role, Any]] = [
     ("POST", "/webhook", Role.OPERATOR, WEBHOOK),
     ("POST", "/api/v2/publishing/submit", Role.OPERATOR, ENRICHED),

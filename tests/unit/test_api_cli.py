@@ -3,6 +3,7 @@ through a transport adapter that calls the WSGI app, so no socket is opened."""
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
 import uuid
@@ -19,10 +20,12 @@ from requests.structures import CaseInsensitiveDict
 
 from api import cli, create_app
 from api.testing import TOKENS, InMemoryApi, in_memory_api, settings_with_tokens
+from publishing.alert import Severity
 from publishing.breaker import BreakerConfig
 from publishing.classification import ErrorType
 from publishing.dlq import DeadLetter
 from publishing.priority import Priority
+from publishing.tracking import JobState
 
 TARGETS = [
     {"name": "ops-webhook", "type": "webhook", "url": "http://127.0.0.1:9/hook"},
@@ -234,3 +237,36 @@ def test_usage_errors_exit_2(run: Run) -> None:
     with pytest.raises(SystemExit) as exit_info:
         run("dlq", "purge")  # --older-than is required
     assert exit_info.value.code == 2
+
+
+def test_jobs_state_takes_every_job_state(run: Run) -> None:
+    code, out, _ = run("-o", "json", "jobs", "--state", JobState.SUPERSEDED.value)
+    assert code == 0
+    assert json.loads(out) == {"jobs": [], "total": 0}
+
+
+def _choices(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                found.update(_choices(sub, f"{prefix}{name} "))
+        elif action.choices is not None:
+            found[f"{prefix}{action.dest}"] = tuple(action.choices)
+    return found
+
+
+def test_every_choice_comes_from_the_domain_enums() -> None:
+    priorities = tuple(p.value for p in Priority)
+    error_types = tuple(e.value for e in ErrorType)
+    assert _choices(cli.build_parser()) == {
+        "output": ("table", "json"),
+        "test-alert severity": tuple(s.value for s in Severity if s is not Severity.NOISE),
+        "dlq list error_type": error_types,
+        "dlq list priority": priorities,
+        "dlq list replayed": ("true", "false"),
+        "dlq replay-all error_type": error_types,
+        "dlq replay-all priority": priorities,
+        "jobs state": tuple(s.value for s in JobState),
+        "jobs priority": priorities,
+    }

@@ -1,4 +1,4 @@
-"""The DLQ over HTTP and the replay use cases (SPEC §7, §9) on in-memory fakes: listing and
+"""The DLQ over HTTP and the replay use cases (docs/design.md (Dead-letter queue); docs/design.md (API and access)) on in-memory fakes: listing and
 filters, replay once (409 after), what happens when a replay cannot be enqueued, bulk replay
 with dry run and progress, purge by age."""
 

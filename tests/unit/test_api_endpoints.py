@@ -1,4 +1,4 @@
-"""Jobs, queues, targets, breakers, health and the OpenAPI document (SPEC §9) on in-memory
+"""Jobs, queues, targets, breakers, health and the OpenAPI document (docs/design.md (API and access)) on in-memory
 fakes, and the JSON error shape for everything werkzeug or our own code can raise."""
 
 from __future__ import annotations

@@ -1,14 +1,18 @@
-"""The circuit-breaker state machine of SPEC §6, held by the in-memory store."""
+"""The circuit-breaker state machine held by the in-memory store, with exact clock arithmetic
+(``tests/contract`` holds it and the Redis store to the same behaviour)."""
 
 from __future__ import annotations
 
 import pytest
 
 from publishing.breaker import (
+    HALF_OPEN_RETRY_S,
     Admit,
     BreakerConfig,
     BreakerState,
     Defer,
+    DeferReason,
+    RateLimit,
     Transition,
 )
 from publishing.testing import FrozenClock, InMemoryBreakerStore
@@ -194,15 +198,15 @@ def test_reset_closes_it_and_keeps_the_counters() -> None:
 
 
 def test_status_fields_and_dict() -> None:
-    s, clock, cfg = tripped()
+    s, clock, _ = tripped()
     opened_at = clock()
     status = s.status(TARGET)
     assert status.target == TARGET
-    assert status.consecutive_failures == cfg.failure_threshold
+    assert status.consecutive_failures == 0  # a trip clears the count, as the Redis script does
     assert status.to_dict() == {
         "target": TARGET,
         "state": "open",
-        "consecutive_failures": cfg.failure_threshold,
+        "consecutive_failures": 0,
         "probe_successes": 0,
         "opened_at": opened_at,
         "trips": 1,
@@ -226,3 +230,48 @@ def test_unknown_target_status_is_closed() -> None:
     s, _ = store()
     status = s.status("never-seen")
     assert (status.state, status.consecutive_failures, status.trips) == (BreakerState.CLOSED, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("lease_s", "elapsed_s", "wait_s"),
+    [
+        pytest.param(15.0, 0.0, HALF_OPEN_RETRY_S, id="lease-longer-than-retry"),
+        pytest.param(0.6, 0.0, 0.6, id="lease-ends-first"),
+        pytest.param(1.5, 1.2, 0.3, id="lease-nearly-over"),
+    ],
+)
+def test_a_busy_probe_slot_defers_until_the_retry_or_the_first_lease_ends(
+    lease_s: float, elapsed_s: float, wait_s: float
+) -> None:
+    s, clock, cfg = half_open()
+    assert isinstance(s.acquire(TARGET, cfg, lease_s), Admit)
+    clock.advance(elapsed_s)
+    decision = s.acquire(TARGET, cfg, LEASE_S)
+    assert isinstance(decision, Defer)
+    assert decision.reason is DeferReason.PROBE_BUSY
+    assert decision.wait_s == pytest.approx(wait_s)
+
+
+@pytest.mark.parametrize("reason", [DeferReason.PAUSED, DeferReason.RATE_LIMITED])
+def test_every_deferral_of_a_down_target_says_how_long_it_has_been_down(reason: DeferReason) -> None:
+    s, _, cfg = half_open(half_open_probes=2)
+    rate = RateLimit(interval_s=10)
+    assert isinstance(s.acquire(TARGET, cfg, LEASE_S, rate), Admit)
+    if reason is DeferReason.PAUSED:
+        s.pause(TARGET, 5)
+    decision = s.acquire(TARGET, cfg, LEASE_S, rate)
+    assert isinstance(decision, Defer)
+    assert decision.reason is reason
+    assert decision.down_for_s == pytest.approx(cfg.open_timeout_s)
+
+
+def test_reset_lifts_a_pause_but_keeps_the_rate_limiters_schedule() -> None:
+    s, _ = store()
+    cfg, rate = config(), RateLimit(interval_s=2)
+    assert isinstance(s.acquire(TARGET, cfg, LEASE_S, rate), Admit)
+    s.pause(TARGET, 60)
+    s.reset(TARGET)
+    decision = s.acquire(TARGET, cfg, LEASE_S, rate)
+    assert isinstance(decision, Defer)
+    assert decision.reason is DeferReason.RATE_LIMITED
+    assert decision.wait_s == pytest.approx(2)

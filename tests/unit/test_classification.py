@@ -1,4 +1,4 @@
-"""Classification of failed attempts: the lookup table of SPEC §5."""
+"""Classification of failed attempts: the lookup table of docs/design.md (Errors, Retries)"""
 
 from __future__ import annotations
 

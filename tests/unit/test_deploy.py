@@ -46,7 +46,7 @@ OPERATIONS = ROOT / "docs" / "operations.md"
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 
 SECRET_VARIABLES = {"REDIS_URL", "DATABASE_URL", "PUBLISHING_API_TOKENS"}
-# What every deployment sets explicitly, at its default: SPEC §2's knobs, the targets, and the
+# What every deployment sets explicitly, at its default: the README, "Configuration"'s knobs, the targets, and the
 # two values every process must agree on.
 DEPLOYED_KNOBS = {
     "PUBLISHING_TARGETS",

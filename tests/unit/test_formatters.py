@@ -1,4 +1,4 @@
-"""The outbound payloads of SPEC §4, field by field against the formats the receivers publish:
+"""The outbound payloads of docs/design.md (Targets and payloads), field by field against the formats the receivers publish:
 PagerDuty Events API v2, Slack Block Kit, Rootly alerts, flat webhook JSON, Alertmanager v4."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from publishing.alert import GO_ZERO_TIME, EnrichedAlert, parse_alertmanager, parse_enriched
+from publishing.alert import GO_ZERO_TIME, EnrichedAlert, FieldLimits, parse_alertmanager, parse_enriched
 from publishing.errors import PermanentPublishError
 from publishing.formatters import format_payload
 from publishing.targets import Target, TargetFormat, parse_target
@@ -70,7 +70,9 @@ def enriched(
     }
     if status == "resolved":
         alert["ends_at"] = ENDS_AT
-    return parse_enriched({"alert": alert, "classification": classification})[0]
+    # Generous caps: the formatters must cope with anything a stored or replayed alert holds.
+    roomy = FieldLimits(max_labels=1000, max_value_chars=100_000)
+    return parse_enriched({"alert": alert, "classification": classification}, limits=roomy)[0]
 
 
 def is_rfc3339(value: str) -> bool:

@@ -59,9 +59,9 @@ def job(**overrides: Any) -> Job:
                 replayed_from="9d8c7b6a-0000-4000-8000-000000000001",
                 deferrals=3,
                 deferred_since=1_714_557_700.5,
-                dead_letter={"error_type": "transient", "error_message": "circuit open", "retry_count": 5},
+                failure={"error_type": "transient", "error": "circuit open", "failed_at": 1_714_557_800.0, "writes": 2},
             ),
-            id="replayed-deferred-dead-letter",
+            id="replayed-deferred-failed",
         ),
         pytest.param(
             job(alert=parse_alertmanager({"alerts": [{"status": "firing", "labels": {"alertname": "X"}, "startsAt": "2024-05-01T10:00:00Z"}]})[0], priority=Priority.LOW),

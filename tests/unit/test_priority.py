@@ -1,4 +1,4 @@
-"""The six priority rules of SPEC §3, in order, with exact matching."""
+"""The six priority rules of docs/design.md (Priority), in order, with exact matching."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The retry policy of SPEC §5: backoff, jitter, Retry-After and the retry decision."""
+"""The retry policy of docs/design.md (Errors, Retries): backoff, jitter, Retry-After and the retry decision."""
 
 from __future__ import annotations
 

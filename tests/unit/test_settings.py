@@ -1,4 +1,4 @@
-"""Settings from the environment (SPEC §2): defaults, every variable, and bad values."""
+"""Settings from the environment (the README, "Configuration"): defaults, every variable, and bad values."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from publishing.breaker import BreakerConfig
 from publishing.errors import ConfigError
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
-from publishing.settings import Settings, normalise_database_url, parse_api_tokens
+from publishing.settings import Settings, normalise_database_url, parse_api_tokens, redact_url
 
 ADMIN_TOKEN = "9f2c4e6a8b0d1f3a5c7e"
 OPERATOR_TOKEN = "77ab99cd11ef33aa55bb"
@@ -195,3 +195,21 @@ def test_visibility_timeout_of_exactly_twice_the_longest_backoff_is_accepted() -
     s = settings(PUBLISHING_VISIBILITY_TIMEOUT_S="122")  # default backoff cap 60 s + jitter 1 s
     assert s.visibility_timeout_s == 122
     assert s.max_hold_s == 61
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:s3cr3t-pw@redis:6379/0", "redis://:***@redis:6379/0"),
+        ("postgresql+psycopg2://app:s3cr3t-pw@db/alerts", "postgresql+psycopg2://app:***@db/alerts"),
+        (
+            "sentinel://:s3cr3t-pw@s1:26379;sentinel://:s3cr3t-pw@s2:26379",
+            "sentinel://:***@s1:26379;sentinel://:***@s2:26379",
+        ),
+        ("redis://localhost:6379/0", "redis://localhost:6379/0"),
+    ],
+)
+def test_settings_never_show_a_password(url: str, shown: str) -> None:
+    settings = Settings.from_env({"REDIS_URL": url, "DATABASE_URL": "postgresql://app:s3cr3t-pw@db/alerts"})
+    assert "s3cr3t-pw" not in repr(settings) and "s3cr3t-pw" not in str(settings)
+    assert redact_url(url) == shown

@@ -1,4 +1,4 @@
-"""Targets (SPEC §4): validation, filters, loading, reloading and redaction."""
+"""Targets (docs/design.md (Targets and payloads)): validation, filters, loading, reloading and redaction."""
 
 from __future__ import annotations
 

@@ -1,9 +1,12 @@
-"""The Redis client every adapter shares, and the way they run Lua scripts: registered once,
-called by ``EVALSHA``, reloaded after a Redis restart."""
+"""The Redis client every adapter shares, and the way they run Lua scripts: read from the
+``lua/`` files beside this module, registered once, called by ``EVALSHA``, reloaded after a
+Redis restart."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
+from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,13 +17,6 @@ from redis.exceptions import NoScriptError
 from redis.sentinel import Sentinel
 
 from publishing.settings import Settings
-
-# Redis's own clock, in milliseconds: every script that compares times uses it, so no
-# host's clock skew matters.
-NOW_MS = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-"""
 
 _CLIENT_OPTIONS: dict[str, Any] = {
     "socket_timeout": 5,
@@ -49,6 +45,25 @@ def redis_client(settings: Settings) -> redis.Redis:
         password = parts.password or password
     sentinel = Sentinel(hosts, socket_timeout=2, socket_connect_timeout=2)
     return sentinel.master_for(settings.redis_sentinel_master, db=db, password=password, **_CLIENT_OPTIONS)
+
+
+@functools.cache
+def script_text(name: str) -> str:
+    """The text of ``lua/<name>.lua``, read once a process (every client registers the same)."""
+    return (resources.files(__package__) / "lua" / f"{name}.lua").read_text(encoding="utf-8")
+
+
+def script_stems() -> list[str]:
+    """The names of every script shipped with the adapters."""
+    folder = resources.files(__package__) / "lua"
+    return sorted(
+        entry.name.removesuffix(".lua") for entry in folder.iterdir() if entry.name.endswith(".lua")
+    )
+
+
+def load_script(client: redis.Redis, name: str) -> Script:
+    """``lua/<name>.lua`` registered with ``client``: called by ``EVALSHA``, loaded on demand."""
+    return client.register_script(script_text(name))
 
 
 def run_pipeline(

@@ -6,23 +6,8 @@ from typing import Any
 
 import redis
 
-from publishing.adapters.redis.client import eval_script, text
+from publishing.adapters.redis.client import eval_script, load_script, text
 from publishing.target_health import HealthEvent, TargetHealth
-
-# KEYS: health hash, breaker history list. ARGV: at, error, history_max, event...
-_HEALTH = """
-for i = 4, #ARGV do
-  local event = ARGV[i]
-  redis.call('HINCRBY', KEYS[1], 'count:' .. event, 1)
-  if event == 'success' then redis.call('HSET', KEYS[1], 'last_success_at', ARGV[1]) end
-  if event == 'failure' then redis.call('HSET', KEYS[1], 'last_failure_at', ARGV[1], 'last_error', ARGV[2]) end
-  if event == 'tripped' or event == 'recovered' then
-    redis.call('LPUSH', KEYS[2], event .. ' ' .. ARGV[1])
-    redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[3]) - 1)
-  end
-end
-return 1
-"""
 
 
 class RedisTargetHealth:
@@ -33,7 +18,7 @@ class RedisTargetHealth:
     def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
         self._client = client
         self._prefix = prefix
-        self._record = client.register_script(_HEALTH)
+        self._record = load_script(client, "health_record")
         self.scripts = [self._record]
 
     def _keys(self, target: str) -> list[str]:

@@ -1,55 +1,18 @@
-"""Job tracking on Redis: one hash a job plus a recency index, capped and expiring."""
+"""Job tracking on Redis: one hash a job, capped and expiring, indexed by recency and by
+state, target and priority, so a page or a count reads only what it returns."""
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 import redis
 from redis.client import Pipeline
+from redis.exceptions import ResponseError
 
-from publishing.adapters.redis.client import eval_script, run_pipeline, text
+from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
 from publishing.priority import Priority
 from publishing.tracking import JobQuery, JobSnapshot, JobState
-
-# KEYS: job hash, recency zset. ARGV: ttl_ms, capacity, score, job_id, job key prefix,
-# field, value, ...
-# Records the job, expires it, indexes it, and evicts the oldest beyond capacity or TTL.
-_RECORD = """
-redis.call('DEL', KEYS[1])
-for i = 6, #ARGV, 2 do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[2])
-if over > 0 then
-  local old = redis.call('ZRANGE', KEYS[2], 0, over - 1)
-  for _, id in ipairs(old) do redis.call('DEL', ARGV[5] .. id) end
-  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
-end
-local expired = tonumber(ARGV[3]) - tonumber(ARGV[1]) / 1000
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', '(' .. expired)
-return over
-"""
-
-# KEYS: job hash. ARGV: field, value, ... (an empty value deletes the field). Only if tracked.
-_UPDATE = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-for i = 1, #ARGV, 2 do
-  if ARGV[i + 1] == '' then redis.call('HDEL', KEYS[1], ARGV[i])
-  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-return 1
-"""
-
-# KEYS: job hash. ARGV: started_at, attempt key. Marks the job processing (when tracked) and
-# returns how many times this attempt has started.
-_START = """
-local starts = redis.call('HINCRBY', KEYS[1], 'starts:' .. ARGV[2], 1)
-redis.call('HSET', KEYS[1], 'state', 'processing', 'started_at', ARGV[1])
-if redis.call('TTL', KEYS[1]) < 0 then redis.call('EXPIRE', KEYS[1], 86400) end
-return starts
-"""
 
 _FIELDS = (
     "id",
@@ -66,6 +29,15 @@ _FIELDS = (
     "completed_at",
     "delivered_via",
 )
+_FILTERED = ("state", "priority", "target")
+
+# Aliases, because inside the class ``list`` names the method.
+_Ids = list[str]
+_Filters = list[tuple[str, str]]
+_Page = tuple[list[JobSnapshot], int]
+
+# A filtered walk reads ids this many at a time: one round trip a chunk.
+WALK_CHUNK = 200
 
 
 def _encode(value: Any) -> str:
@@ -76,8 +48,14 @@ def _encode(value: Any) -> str:
     return str(value)
 
 
+def _filters(query: JobQuery) -> list[tuple[str, str]]:
+    values = [_encode(query.state), _encode(query.priority), query.target]
+    return [(name, value) for name, value in zip(_FILTERED, values, strict=True) if value]
+
+
 class RedisJobTracker:
-    """One hash a job plus a recency index, capped and expiring (SPEC §8)."""
+    """``publishing.tracking.JobTracker`` on Redis. Index entries of a job whose hash expired
+    are dropped by the record script's TTL trim or by the first page read that finds them."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, capacity: int, ttl_s: float) -> None:
         self._client = client
@@ -85,13 +63,22 @@ class RedisJobTracker:
         self._capacity = capacity
         self._ttl_ms = int(ttl_s * 1000)
         self._index = f"{prefix}:jobs"
-        self._record = client.register_script(_RECORD)
-        self._update = client.register_script(_UPDATE)
-        self._start = client.register_script(_START)
+        self._registry = f"{prefix}:jobs:indices"
+        self._record = load_script(client, "tracking_record")
+        self._update = load_script(client, "tracking_update")
+        self._start = load_script(client, "tracking_start")
+        self._forget = load_script(client, "tracking_forget")
         self.scripts = [self._record, self._update, self._start]
+        self._intercard: bool | None = None  # ZINTERCARD needs Redis 7
 
     def _key(self, job_id: str) -> str:
         return f"{self._prefix}:job:{job_id}"
+
+    def _starts_key(self, job_id: str) -> str:
+        return f"{self._prefix}:starts:{job_id}"
+
+    def _index_key(self, name: str, value: str) -> str:
+        return f"{self._index}:{name}:{value}"
 
     def record(self, snapshot: JobSnapshot) -> None:
         self.record_many([snapshot])
@@ -111,61 +98,132 @@ class RedisJobTracker:
             snapshot.submitted_at or 0,
             snapshot.id,
             self._key(""),
+            self._index + ":",
+            self._starts_key(""),
         ]
         for name in _FIELDS:
             if data.get(name) is not None:
                 args += [name, _encode(data[name])]
-        eval_script(self._record, [self._key(snapshot.id), self._index], args, client)
+        keys = [self._key(snapshot.id), self._index, self._registry]
+        eval_script(self._record, keys, args, client)
 
     def update(self, job_id: str, *, client: Any = None, **fields: Any) -> None:
         """``client`` may be a pipeline, to batch this with other writes."""
-        args: list[str] = []
+        args: list[str] = [job_id, self._index + ":"]
         for name, value in fields.items():
             if name not in _FIELDS:
                 raise ValueError(f"unknown tracking field {name!r}")
             args += [name, _encode(value)]
-        eval_script(self._update, [self._key(job_id)], args, client)
+        eval_script(self._update, [self._key(job_id), self._index, self._registry], args, client)
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
-        return int(self._start(keys=[self._key(job_id)], args=[started_at, attempt_key]))
+        keys = [self._key(job_id), self._starts_key(job_id), self._index, self._registry]
+        args: list[Any] = [repr(started_at), attempt_key, self._ttl_ms, job_id, self._index + ":"]
+        return int(self._start(keys=keys, args=args))
 
     def get(self, job_id: str) -> JobSnapshot | None:
-        raw = self._client.hgetall(self._key(job_id))
+        return self._decode(self._client.hgetall(self._key(job_id)))
+
+    @staticmethod
+    def _decode(raw: dict[Any, Any]) -> JobSnapshot | None:
         if not raw or b"id" not in raw:
             return None
         fields = {text(k): text(v) for k, v in raw.items()}
+        # Hashes written before start counts had their own key held them as "starts:<attempt>".
         return JobSnapshot.from_dict({k: v for k, v in fields.items() if ":" not in k})
 
-    def _scan(self) -> list[tuple[str, list[bytes | None]]]:
-        """(job id, [state, priority, target]) for every indexed job, newest first."""
-        ids = [text(i) for i in self._client.zrevrange(self._index, 0, -1)]
+    def _fetch(self, ids: _Ids) -> list[JobSnapshot | None]:
         pipe = self._client.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hmget(self._key(job_id), "state", "priority", "target")
-        rows = pipe.execute() if ids else []
-        stale = [job_id for job_id, row in zip(ids, rows, strict=True) if row[0] is None]
-        if stale:
-            self._client.zrem(self._index, *stale)
-        return [(job_id, row) for job_id, row in zip(ids, rows, strict=True) if row[0] is not None]
+            pipe.hgetall(self._key(job_id))
+        return [self._decode(raw) for raw in pipe.execute()] if ids else []
 
-    def list(self, query: JobQuery) -> tuple[list[JobSnapshot], int]:
-        wanted = [
-            None if query.state is None else query.state.value.encode(),
-            None if query.priority is None else query.priority.value.encode(),
-            None if query.target is None else query.target.encode(),
-        ]
-        matches = [
-            job_id
-            for job_id, row in self._scan()
-            if all(w is None or w == v for w, v in zip(wanted, row, strict=True))
-        ]
-        jobs = [s for s in (self.get(j) for j in matches[: query.limit]) if s is not None]
-        return jobs, len(matches)
+    def _drop_stale(self, ids: _Ids) -> int:
+        """Drop the index entries of these jobs whose hashes are gone; how many were dropped."""
+        if not ids:
+            return 0
+        return int(self._forget(keys=[self._index, self._registry], args=[self._key(""), *ids]))
+
+    def list(self, query: JobQuery) -> _Page:
+        filters = _filters(query)
+        if len(filters) > 1:
+            return self._walk(query, filters)
+        index = self._index_key(*filters[0]) if filters else self._index
+        return self._page(index, query)
+
+    def _page(self, index: str, query: JobQuery) -> _Page:
+        """One filter or none: the newest ``limit`` entries of one index, read past any whose
+        hash expired (they are dropped as found)."""
+        jobs: builtins.list[JobSnapshot] = []
+        start = 0
+        while len(jobs) < query.limit:
+            want = query.limit - len(jobs)
+            ids = [text(i) for i in self._client.zrevrange(index, start, start + want - 1)]
+            snapshots = self._fetch(ids)
+            stale = [job_id for job_id, s in zip(ids, snapshots, strict=True) if s is None]
+            # A job whose state changed between the two reads is left to the next page read.
+            jobs += [s for s in snapshots if s is not None and _matches(s, query)]
+            start += len(ids) - self._drop_stale(stale)
+            if len(ids) < want:
+                break
+        return jobs, int(self._client.zcard(index))
+
+    def _walk(self, query: JobQuery, filters: _Filters) -> _Page:
+        """Two or three filters: walk the smallest of their indices, newest first, checking
+        the other fields of each job, until ``limit`` jobs match."""
+        indices = [self._index_key(name, value) for name, value in filters]
+        pipe = self._client.pipeline(transaction=False)
+        for index in indices:
+            pipe.zcard(index)
+        sizes = pipe.execute()
+        smallest = indices[min(range(len(indices)), key=lambda i: sizes[i])]
+        total = self._intersection_size(indices)
+        found: _Ids = []
+        stale: _Ids = []
+        matched, start = 0, 0
+        while len(found) < query.limit or total is None:
+            ids = [text(i) for i in self._client.zrevrange(smallest, start, start + WALK_CHUNK - 1)]
+            pipe = self._client.pipeline(transaction=False)
+            for job_id in ids:
+                pipe.hmget(self._key(job_id), *_FILTERED)
+            for job_id, row in zip(ids, pipe.execute() if ids else [], strict=True):
+                values = [None if v is None else text(v) for v in row]
+                if values[0] is None:
+                    stale.append(job_id)
+                elif all(values[_FILTERED.index(name)] == value for name, value in filters):
+                    matched += 1
+                    if len(found) < query.limit:
+                        found.append(job_id)
+            start += len(ids)
+            if len(ids) < WALK_CHUNK:
+                break
+        self._drop_stale(stale)
+        jobs = [s for s in self._fetch(found) if s is not None]
+        return jobs, matched if total is None else total
+
+    def _intersection_size(self, indices: _Ids) -> int | None:
+        """How many jobs are in every one of ``indices``; None where Redis (before 7) cannot
+        tell without the walk."""
+        if self._intercard is False:
+            return None
+        try:
+            size = int(self._client.zintercard(len(indices), indices))
+        except ResponseError:
+            self._intercard = False
+            return None
+        self._intercard = True
+        return size
 
     def count_by_state(self) -> dict[str, int]:
-        counts = {state.value: 0 for state in JobState}
-        for _, row in self._scan():
-            state = row[0]
-            if state is not None:
-                counts[state.decode()] = counts.get(state.decode(), 0) + 1
-        return counts
+        pipe = self._client.pipeline(transaction=False)
+        for state in JobState:
+            pipe.zcard(self._index_key("state", state.value))
+        return {state.value: int(n) for state, n in zip(JobState, pipe.execute(), strict=True)}
+
+
+def _matches(snapshot: JobSnapshot, query: JobQuery) -> bool:
+    return (
+        (query.state is None or snapshot.state is query.state)
+        and (query.priority is None or snapshot.priority is query.priority)
+        and (query.target is None or snapshot.target == query.target)
+    )

@@ -1,0 +1,116 @@
+"""The shapes of the breaker and target answers and the test alert's body (see ``api.schemas``),
+with the enums derived from the domain's where the API shows them differently."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, Field, NonNegativeInt
+from pydantic.json_schema import SkipJsonSchema
+
+from publishing.alert import Severity
+from publishing.breaker import BreakerState
+from publishing.priority import Priority
+from publishing.target_health import HealthEvent
+from publishing.targets import REDACTED, TargetFormat, TargetType
+
+# Breaker states as the API shows them: the IntEnum's labels (its values are gauge numbers).
+BreakerLabel = StrEnum("BreakerState", {s.name: s.label for s in BreakerState})  # type: ignore[misc]
+# The breaker events a target's health history records.
+BreakerEvent = StrEnum(  # type: ignore[misc]
+    "BreakerEvent", {e.name: e.value for e in (HealthEvent.TRIPPED, HealthEvent.RECOVERED)}
+)
+# A test alert is a real severity; "noise" would not be delivered anywhere.
+TestSeverity = StrEnum(  # type: ignore[misc]
+    "TestSeverity", {s.name: s.value for s in Severity if s is not Severity.NOISE}
+)
+TEST_SEVERITIES: tuple[str, ...] = tuple(s.value for s in TestSeverity)
+
+Count = NonNegativeInt
+UnixTime = Annotated[float, Field(description="Unix time, seconds.")]
+Redacted = Annotated[str, Field(json_schema_extra={"enum": [REDACTED]})]
+
+
+class BreakerStatus(BaseModel):
+    target: str
+    state: BreakerLabel
+    consecutive_failures: Count
+    probe_successes: Count
+    opened_at: UnixTime | None
+    trips: Count
+    recoveries: Count
+
+
+class BreakerList(BaseModel):
+    breakers: list[BreakerStatus]
+
+
+class RedactedBasicAuth(BaseModel):
+    username: str
+    password: Redacted
+
+
+class RateLimitInfo(BaseModel):
+    per_s: float
+    burst: int
+
+
+class Target(BaseModel):
+    name: str
+    type: TargetType
+    format: TargetFormat
+    url: str = Field(description="A Slack webhook URL is itself a secret and shown redacted.")
+    enabled: bool
+    headers: dict[str, str]
+    filter: dict[str, Any]
+    timeout_s: float | None
+    rate_limit: RateLimitInfo | None
+    fallback: list[str]
+    fallback_after_s: float
+    fallback_priorities: list[Priority]
+    routing_key: Redacted | SkipJsonSchema[None] = None
+    api_token: Redacted | SkipJsonSchema[None] = None
+    bearer_token: Redacted | SkipJsonSchema[None] = None
+    signing_secret: Redacted | SkipJsonSchema[None] = None
+    basic_auth: RedactedBasicAuth | SkipJsonSchema[None] = None
+    breaker: BreakerStatus
+
+
+class TargetList(BaseModel):
+    targets: list[Target]
+
+
+class BreakerHistoryEntry(BaseModel):
+    event: BreakerEvent
+    at: UnixTime
+
+
+class TargetHealth(BaseModel):
+    success_rate: float | None
+    attempts: Count
+    successes: Count
+    failures: Count
+    deferrals: Count
+    pauses: Count
+    rate_limited: Count
+    fallback_reroutes: Count
+    last_success_at: UnixTime | None
+    last_failure_at: UnixTime | None
+    last_error: str | None = Field(description="Redacted.")
+    breaker_history: list[BreakerHistoryEntry]
+
+
+class TargetDetail(Target):
+    health: TargetHealth
+
+
+class TestAlertRequest(BaseModel):
+    severity: TestSeverity = TestSeverity(Severity.WARNING.value)
+
+
+class TestAlertAccepted(BaseModel):
+    job_id: str
+    target: str
+    priority: Priority
+    fingerprint: str

@@ -1,0 +1,23 @@
+-- Count the events of one attempt on a target: per-event counters, the last success, the
+-- last failure with its (already redacted) error, and breaker transitions in a capped list,
+-- newest first. Returns 1.
+local health_key = KEYS[1]
+local history_key = KEYS[2]
+local at = ARGV[1]
+local error_text = ARGV[2]
+local history_max = tonumber(ARGV[3])
+local first_event = 4 -- event names from here to the end
+
+for i = first_event, #ARGV do
+  local event = ARGV[i]
+  redis.call('HINCRBY', health_key, 'count:' .. event, 1)
+  if event == 'success' then redis.call('HSET', health_key, 'last_success_at', at) end
+  if event == 'failure' then
+    redis.call('HSET', health_key, 'last_failure_at', at, 'last_error', error_text)
+  end
+  if event == 'tripped' or event == 'recovered' then
+    redis.call('LPUSH', history_key, event .. ' ' .. at)
+    redis.call('LTRIM', history_key, 0, history_max - 1)
+  end
+end
+return 1

@@ -1,0 +1,119 @@
+"""What a publish run tells the operator: a log line per plan and the worker's metrics of
+attempts, waits, DLQ writes and replays."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from publishing.adapters import metrics
+from publishing.adapters.logs import job_context
+from publishing.delivery import Deferred, Delivered, Failed, Outcome, Rerouted, RetryScheduled, Superseded
+from publishing.dlq import ReplayResult
+from publishing.job import Job
+from publishing.plan import Event, LetterWritten, Plan
+from publishing.tracking import JobState
+
+log = logging.getLogger("workers.tasks")
+
+
+def context(job: Job, **more: Any) -> dict[str, Any]:
+    return job_context(job, **more)
+
+
+def waited(job: Job, now: float) -> None:
+    """How long a new job waited on its queue before its first attempt."""
+    metrics.JOB_WAIT.labels(job.priority.value).observe(max(0.0, now - job.submitted_at))
+
+
+def planned(job: Job, p: Plan, event: Event) -> None:
+    error_type = p.tracking.get("error_type")
+    extra = context(job, state=p.kind, **({"error_type": error_type.value} if error_type else {}))
+    if p.kind == "delivered":
+        log.debug("job %s delivered to %s", job.job_id, job.via or job.target, extra=extra)
+    elif p.kind == "retry":
+        log.info(
+            "job %s to %s failed (%s), retry %d in %.2f s",
+            job.job_id,
+            job.target,
+            error_type.value if error_type else "unknown",
+            job.retries + 1,
+            p.countdown_s,
+            extra=extra,
+        )
+    elif p.kind == "rerouted" and isinstance(event, Rerouted):
+        log.warning(
+            "job %s: %s is down (%s); sending it to fallback %s",
+            job.job_id,
+            job.target,
+            event.reason,
+            event.via,
+            extra=extra,
+        )
+    elif p.kind == "superseded":
+        log.info(
+            "job %s to %s superseded: its alert resolved before it was delivered",
+            job.job_id,
+            job.target,
+            extra=extra,
+        )
+    elif p.kind == "redis_wait":
+        log.warning(
+            "job %s: Redis unavailable; trying again in %.0f s", job.job_id, p.countdown_s, extra=extra
+        )
+    elif p.kind == "crash_retry":
+        log.warning("job %s: trying again in %.0f s after a crash", job.job_id, p.countdown_s, extra=extra)
+    elif p.kind == "letter_wait":
+        log.warning(
+            "job %s failed for good but the DLQ is unreachable; writing again in %.0f s",
+            job.job_id,
+            p.countdown_s,
+            extra=extra,
+        )
+    elif isinstance(event, LetterWritten) and job.failure is not None:
+        error_type_value = str(job.failure.get("error_type"))
+        metrics.DLQ_WRITES.labels(job.target, error_type_value).inc()
+        metrics.JOBS_PROCESSED.labels(job.target, JobState.DLQ.value).inc()
+        log.warning(
+            "job %s to %s dead-lettered (%s): %s",
+            job.job_id,
+            job.target,
+            error_type_value,
+            job.failure.get("error"),
+            extra=context(job, error_type=error_type_value, state="dlq"),
+        )
+
+
+def replayed(job: Job, result: ReplayResult) -> None:
+    metrics.DLQ_REPLAYS.labels(job.target, result.value).inc()
+
+
+def attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
+    target, priority = job.target, job.priority.value
+    if isinstance(outcome, Superseded):
+        metrics.JOBS_PROCESSED.labels(target, JobState.SUPERSEDED.value).inc()
+        return
+    if isinstance(outcome, Rerouted):
+        metrics.FALLBACKS.labels(target, outcome.via).inc()
+        return
+    if isinstance(outcome, Deferred):
+        metrics.DEFERRALS.labels(job.via or target, outcome.reason.value).inc()
+        metrics.JOBS_PROCESSED.labels(target, JobState.DEFERRED.value).inc()
+        return
+    metrics.JOB_DURATION.labels(target, priority).observe(duration_s)
+    label = metrics.attempt_label(job.retries + 1)
+    if isinstance(outcome, Delivered):
+        metrics.ATTEMPTS.labels(target, label, "success").inc()
+        metrics.JOBS_PROCESSED.labels(target, JobState.SUCCEEDED.value).inc()
+        metrics.END_TO_END.labels(priority, target).observe(max(0.0, time.time() - job.submitted_at))
+        metrics.LAST_SUCCESS.labels(job.via or target).set(time.time())
+        return
+    metrics.ATTEMPTS.labels(target, label, "failure").inc()
+    if isinstance(outcome, RetryScheduled | Failed):
+        metrics.LAST_FAILURE.labels(job.via or target).set(time.time())
+    if isinstance(outcome, RetryScheduled):
+        metrics.RETRY_ATTEMPTS.labels(target, outcome.error_type.value).inc()
+        metrics.JOBS_PROCESSED.labels(target, JobState.RETRYING.value).inc()
+    else:
+        metrics.JOBS_PROCESSED.labels(target, JobState.FAILED.value).inc()
