@@ -83,11 +83,9 @@ def test_a_payload_no_formatter_can_build_is_dead_lettered_once_and_stalls_nothi
         assert books.in_dlq == 1 and books.dlq_rows_extra == 0
         assert poison_job["id"] not in {h.job_id for h in target.snapshot()}
         starts = {
-            k.decode(): int(v)
-            for k, v in rig.redis.hgetall(f"publishing:job:{poison_job['id']}").items()
-            if k.startswith(b"starts:")
+            k.decode(): int(v) for k, v in rig.redis.hgetall(f"publishing:starts:{poison_job['id']}").items()
         }
-        assert starts == {"starts:0.0.0": 1}, f"the poison job ran more than once: {starts}"
+        assert starts == {"0.0.0": 1}, f"the poison job ran more than once: {starts}"
         assert rig.redis.hget(f"publishing:job:{poison_job['id']}", "state") == b"dlq"
     finally:
         rig.close()
