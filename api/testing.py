@@ -12,7 +12,8 @@ from publishing.replay import Replayer, ReplayRun
 from publishing.routing import QUEUES
 from publishing.settings import Settings
 from publishing.submission import Submitter
-from publishing.targets import TargetRegistry, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import TargetRegistry
 from publishing.testing import (
     FrozenClock,
     InMemoryBreakerStore,

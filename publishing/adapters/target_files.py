@@ -10,7 +10,8 @@ from pathlib import Path
 import yaml
 
 from publishing.errors import ConfigError
-from publishing.targets import Target, TargetRegistry, check_target_set, parse_document
+from publishing.target_config import parse_document
+from publishing.targets import Target, TargetRegistry, check_target_set
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
 

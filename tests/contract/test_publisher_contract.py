@@ -19,7 +19,8 @@ from publishing.errors import (
     TransientPublishError,
     UnknownPublishError,
 )
-from publishing.targets import Target, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import Target
 from publishing.testing import Answer, RecordingPublisher
 from tests.support.http_target import HttpTarget, Reply
 

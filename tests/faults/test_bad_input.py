@@ -22,7 +22,8 @@ from hypothesis import strategies as st
 from publishing.alert import GO_ZERO_TIME, EnrichedAlert, parse_alertmanager, parse_enriched
 from publishing.errors import ConfigError, InvalidAlertError
 from publishing.settings import Settings
-from publishing.targets import Target, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import Target
 from tests.faults.rig import am_alert, am_payload
 from tests.support.fleet import write_targets
 

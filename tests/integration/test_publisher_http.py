@@ -29,7 +29,8 @@ from publishing.errors import (
     UnknownPublishError,
 )
 from publishing.formatters import format_payload
-from publishing.targets import Target, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import Target
 from publishing.testing import FrozenClock
 from tests.support.http_target import HttpTarget, Received, Reply
 

@@ -10,7 +10,8 @@ from publishing.errors import TransientPublishError
 from publishing.job import Job
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
-from publishing.targets import TargetRegistry, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import TargetRegistry
 from publishing.testing import FrozenClock, InMemoryBreakerStore
 
 

@@ -12,7 +12,8 @@ from publishing.errors import ConfigError, PermanentPublishError
 from publishing.job import Job
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
-from publishing.targets import TargetRegistry, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import TargetRegistry
 from publishing.testing import FrozenClock, InMemoryBreakerStore
 
 CONFIG = BreakerConfig(failure_threshold=1, open_timeout_s=30)

@@ -13,7 +13,8 @@ import pytest
 from publishing.alert import GO_ZERO_TIME, EnrichedAlert, FieldLimits, parse_alertmanager, parse_enriched
 from publishing.errors import PermanentPublishError
 from publishing.formatters import format_payload
-from publishing.targets import Target, TargetFormat, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import Target, TargetFormat
 
 JOB_ID = "2f1e6a3c-0b7d-4d59-9d0e-5b8f1c2a7e44"
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef012345"

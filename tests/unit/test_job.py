@@ -10,7 +10,7 @@ import pytest
 from publishing.alert import parse_alertmanager, parse_enriched
 from publishing.job import Job
 from publishing.priority import Priority
-from publishing.targets import parse_target
+from publishing.target_config import parse_target
 
 ROUTING_KEY = "R0UT1NGKEY-job-test-0123"
 

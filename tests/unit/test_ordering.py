@@ -8,7 +8,8 @@ from publishing.delivery import Deferred, Delivered, DeliveryService, Superseded
 from publishing.job import Job
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
-from publishing.targets import TargetRegistry, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import TargetRegistry
 from publishing.testing import FrozenClock, InMemoryBreakerStore, InMemoryOrderGate
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from publishing.breaker import Admit, BreakerConfig, Defer, DeferReason, RateLimit
 from publishing.errors import ConfigError
-from publishing.targets import parse_target
+from publishing.target_config import parse_target
 from publishing.testing import FrozenClock, InMemoryBreakerStore
 
 CONFIG = BreakerConfig()

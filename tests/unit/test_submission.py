@@ -7,7 +7,8 @@ import pytest
 
 from publishing.alert import parse_alertmanager
 from publishing.submission import Submitter, dedup_key
-from publishing.targets import TargetRegistry, parse_target
+from publishing.target_config import parse_target
+from publishing.targets import TargetRegistry
 from publishing.testing import FrozenClock, InMemoryDeduplicator, InMemoryJobTracker, RecordingEnqueuer
 from publishing.tracking import JobState
 

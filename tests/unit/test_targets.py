@@ -14,13 +14,8 @@ import yaml
 from publishing.adapters.target_files import TargetFiles, load_targets
 from publishing.alert import Alert, AlertStatus, Classification, EnrichedAlert, Severity
 from publishing.errors import ConfigError, UnknownTargetError
-from publishing.targets import (
-    Target,
-    TargetFormat,
-    TargetRegistry,
-    TargetType,
-    parse_target,
-)
+from publishing.target_config import parse_target
+from publishing.targets import Target, TargetFormat, TargetRegistry, TargetType
 from publishing.testing import FrozenClock
 
 ROUTING_KEY = "R0UT1NGKEY0123456789abcdef"
