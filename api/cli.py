@@ -1,6 +1,7 @@
 # Over 300 lines: each command is a short function next to the one parser that wires them.
 """``publishing``: the operator's command line over the REST API (``--url``, default
-``$PUBLISHING_API_URL`` or http://127.0.0.1:8080; the token from ``$PUBLISHING_API_TOKEN``).
+``$PUBLISHING_API_URL`` or http://127.0.0.1:8080; the token from ``$PUBLISHING_API_TOKEN``, or
+else the file ``make run`` keeps it in, ``var/api-token`` under the current directory).
 Lists print as a compact table, or JSON with ``-o json``; an error exits non-zero with the
 API's message."""
 
@@ -13,6 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, TextIO
 
 import requests
@@ -24,6 +26,8 @@ from publishing.replay import RunState
 from publishing.tracking import JobState
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+# Where ``make run`` keeps the admin token it generates (deploy/local/run.py).
+LOCAL_TOKEN_FILE = Path("var") / "api-token"
 API = "/api/v2/publishing"
 EXIT_API_ERROR = 1
 EXIT_UNREACHABLE = 3
@@ -73,6 +77,16 @@ class Client:
                 raise CliError(f"{data['message']} ({data.get('error')}, HTTP {response.status_code})")
             raise CliError(f"HTTP {response.status_code} from {path}")
         return data
+
+
+def api_token() -> str | None:
+    token = os.environ.get("PUBLISHING_API_TOKEN")
+    if token:
+        return token
+    try:
+        return LOCAL_TOKEN_FILE.read_text().strip() or None
+    except OSError:
+        return None
 
 
 # --- output ---
@@ -200,7 +214,12 @@ def cmd_dlq_replay_all(client: Client, args: argparse.Namespace, out: TextIO, er
 
 
 def cmd_dlq_purge(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    params = {"older_than": args.older_than, "replayed_only": "true" if args.replayed_only else "false"}
+    params = {
+        "older_than": args.older_than,
+        "replayed_only": "true" if args.replayed_only else "false",
+        "force": "true" if args.force else None,
+        "dry_run": "true" if args.dry_run else None,
+    }
     _show(args, client.call("DELETE", f"{API}/dlq/purge", params=params), out)
     return 0
 
@@ -305,6 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     purge = dlq.add_parser("purge", help="delete rows older than a duration")
     purge.add_argument("--older-than", required=True, metavar="DURATION", help="such as 168h, 7d, 30m")
     purge.add_argument("--replayed-only", action="store_true")
+    purge.add_argument("--force", action="store_true", help="needed for a DURATION under 1h")
+    purge.add_argument("--dry-run", action="store_true", help="count the rows that would go; delete none")
     purge.set_defaults(func=cmd_dlq_purge)
 
     queue = commands.add_parser("queue", help="queue depth and statistics").add_subparsers(
@@ -336,7 +357,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
-    client = Client(args.url, os.environ.get("PUBLISHING_API_TOKEN") or None, args.timeout)
+    client = Client(args.url, api_token(), args.timeout)
     command: Command = args.func
     try:
         return command(client, args, out, err)

@@ -2,7 +2,8 @@
 the background with progress, and purge.
 
 ``DELETE .../dlq/purge`` defaults ``older_than`` to 168h (a week), the value docs/design.md (API and access) shows, so
-a bare purge never removes last week's rows."""
+a bare purge never removes last week's rows; under an hour it needs ``force=true``, and
+``dry_run=true`` counts what would go without deleting it."""
 
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from api.params import (
     parse_duration,
 )
 from api.schemas import BulkReplayRequest
-from api.schemas_query import DLQListQuery, PurgeQuery
+from api.schemas_query import MIN_PURGE_AGE_S, DLQListQuery, PurgeQuery
 from api.services import services
+from publishing.dlq import DLQFilter
 
 bp = Blueprint("dlq", __name__, url_prefix="/api/v2/publishing/dlq")
 
@@ -119,7 +121,16 @@ def purge() -> ResponseReturnValue:
         age_s = parse_duration(older_than)
     except ValueError as exc:
         raise invalid_parameter("older_than", older_than, str(exc)) from None
-    replayed_only = bool_value("replayed_only", request.args.get("replayed_only") or None) or False
+    replayed_only = _switch("replayed_only")
+    force = _switch("force")
+    dry_run = _switch("dry_run")
+    if age_s < MIN_PURGE_AGE_S and not (force or dry_run):
+        raise invalid_parameter(
+            "older_than",
+            older_than,
+            f"is under {MIN_PURGE_AGE_S // 3600}h, which would delete rows an operator may not have "
+            "seen yet; add force=true to purge them anyway (or dry_run=true to count them)",
+        )
     svc = services()
     now = datetime.fromtimestamp(svc.clock(), UTC)
     try:
@@ -127,12 +138,20 @@ def purge() -> ResponseReturnValue:
     except OverflowError:
         # Older than the calendar goes: no row is, and nothing is deleted.
         cutoff = datetime.min.replace(tzinfo=UTC)
-    deleted = svc.dead_letters.purge(cutoff, replayed_only=replayed_only)
-    return jsonify(
-        {
-            "deleted_count": deleted,
-            "older_than": older_than,
-            "cutoff": cutoff.isoformat(),
-            "replayed_only": replayed_only,
-        }
-    )
+    answer: dict[str, Any] = {
+        "deleted_count": 0,
+        "older_than": older_than,
+        "cutoff": cutoff.isoformat(),
+        "replayed_only": replayed_only,
+        "dry_run": dry_run,
+    }
+    if dry_run:
+        query = DLQFilter(failed_before=cutoff, replayed=True if replayed_only else None)
+        _, answer["would_delete"] = svc.dead_letters.read(query, limit=1)
+    else:
+        answer["deleted_count"] = svc.dead_letters.purge(cutoff, replayed_only=replayed_only)
+    return jsonify(answer)
+
+
+def _switch(name: str) -> bool:
+    return bool_value(name, request.args.get(name)) or False

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
+from api.auth import auth_is_off
 from api.errors import error_response
 from api.services import services
 
@@ -18,13 +19,15 @@ def healthz() -> ResponseReturnValue:
 
 @bp.get("/readyz")
 def readyz() -> ResponseReturnValue:
-    checks = services().readiness.check()
+    checks: dict[str, str] = services().readiness.check()
     down = [name for name, state in checks.items() if state != "ok"]
+    # Said where every probe and dashboard sees it: a fleet must never run with auth off.
+    answer = {**checks, "auth": "off" if auth_is_off() else "tokens"}
     if down:
         return error_response(
             503,
             "not_ready",
             f"not ready: {' and '.join(down)} {'is' if len(down) == 1 else 'are'} down",
-            checks,
+            answer,
         )
-    return jsonify(checks)
+    return jsonify(answer)

@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from werkzeug.routing import Rule
 
+from api.limits import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_URL_BYTES
 from api.schemas_alerts import alert_schemas, ref
 from api.schemas_query import Query
 from api.schemas_routes import EXTRA_MODELS, JSON, OPERATIONS, Operation
@@ -30,6 +31,9 @@ REF_TEMPLATE = "#/components/schemas/{model}"
 EXTENSION = "publishing.openapi"
 TAGS = ("alerts", "queue", "jobs", "dlq", "targets", "breakers", "health")
 _CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
+# Any request may be refused before its route reads it (``api.limits``): a NUL byte in the path
+# or query (400), a URL (414) or a header (431) over its cap.
+EVERY_OPERATION_ERRORS = (400, 414, 431)
 _PATH_SCHEMAS: Mapping[str, dict[str, Any]] = {
     "uuid": {"type": "string", "format": "uuid"},
     "int": {"type": "integer"},
@@ -38,16 +42,24 @@ _PATH_SCHEMAS: Mapping[str, dict[str, Any]] = {
 
 def _error_texts(settings: Settings) -> dict[int, str]:
     return {
-        400: "Malformed JSON or an invalid query parameter (details.parameter names it).",
+        400: (
+            "Malformed JSON, an invalid query parameter, or a NUL byte in the path or the query "
+            "(details.parameter names it)."
+        ),
         401: "No bearer token, or not a valid one.",
-        403: "The token's role is too low, or (no tokens configured) the caller is not on loopback.",
+        403: "The token's role is too low.",
         404: "No such resource.",
         409: "Conflict: already replayed, not replayable now, or the target is disabled.",
         413: (
             f"The body is over {settings.max_body_bytes} bytes (PUBLISHING_MAX_BODY_BYTES), or holds "
             f"more than {settings.max_alerts_per_request} alerts (PUBLISHING_MAX_ALERTS_PER_REQUEST)."
         ),
+        414: f"The URL is longer than {MAX_URL_BYTES} bytes.",
         422: "The body is JSON but not valid; details.problems lists each field and what is wrong.",
+        431: (
+            f"A header field (name and value) is longer than {MAX_HEADER_BYTES} bytes, or there are "
+            f"more than {MAX_HEADER_FIELDS} of them."
+        ),
         503: "Redis or the database is down; details.dependency says which.",
     }
 
@@ -117,7 +129,7 @@ def _operation(
             h: {"description": d, "schema": {"type": "string"}} for h, d in op.headers.items()
         }
     role = getattr(view, "required_role", None)
-    errors = (*op.errors, 401, 403) if role is not None else op.errors
+    errors = {*op.errors, *EVERY_OPERATION_ERRORS, *((401, 403) if role is not None else ())}
     responses: dict[str, Any] = {str(op.status): answer}
     for code in sorted(errors):
         if code in op.notes:
@@ -176,8 +188,8 @@ def build_document(app: Flask, settings: Settings) -> dict[str, Any]:
                 "Alerts in, jobs out to PagerDuty, Slack, Rootly and webhooks, with a dead-letter "
                 "queue. Every error is {error, message, details}. Bearer tokens carry a role: "
                 "reader (GETs) < operator (+ webhook and submit) < admin (+ replay, purge, breaker "
-                "reset, target test). With no tokens configured the API needs none but answers only "
-                "loopback callers."
+                "reset, target test). Only with PUBLISHING_INSECURE_NO_AUTH=1 (development) does "
+                "the API run without tokens; then every caller is admin and /readyz says auth is off."
             ),
         },
         "servers": [{"url": "/"}],

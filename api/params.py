@@ -124,6 +124,8 @@ def string_value(name: str, value: Any, fail: Fail = invalid_parameter) -> str |
         return None
     if not isinstance(value, str) or not value:
         raise fail(name, value, "must be a non-empty string")
+    if "\x00" in value:  # no name holds one, and PostgreSQL refuses it in a query
+        raise fail(name, value, "must not contain a NUL byte")
     return value
 
 

@@ -201,6 +201,8 @@ class PurgeResult(BaseModel):
     older_than: str
     cutoff: datetime
     replayed_only: bool
+    dry_run: bool
+    would_delete: Count | None = Field(None, description="A dry run only: the rows a purge would delete.")
 
 
 # --- health ---
@@ -213,3 +215,7 @@ class Health(BaseModel):
 class Ready(BaseModel):
     redis: Literal["ok"]
     database: Literal["ok"]
+    auth: str = Field(
+        pattern="^(tokens|off)$",
+        description="tokens; or off: PUBLISHING_INSECURE_NO_AUTH=1 without tokens, every caller is admin.",
+    )

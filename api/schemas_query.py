@@ -17,6 +17,8 @@ from publishing.priority import Priority
 from publishing.tracking import JobState
 
 DEFAULT_PURGE_AGE = "168h"
+# A younger cut reaches rows an operator may not have seen yet, let alone replayed: it takes force.
+MIN_PURGE_AGE_S = 3600
 MAX_OFFSET = 2**31 - 1
 MAX_JOBS_LIMIT = 1000
 
@@ -73,3 +75,5 @@ class PurgeQuery(Query):
         description="A duration such as 168h, 7d, 30m, 90s or 1h30m (units ms, s, m, h, d, w).",
     )
     replayed_only: bool = False
+    force: bool = Field(False, description="Needed for an older_than under 1h.")
+    dry_run: bool = Field(False, description="Count the rows that would go (would_delete); delete none.")

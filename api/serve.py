@@ -1,16 +1,17 @@
-"""``python -m api``: the API under gunicorn on a chosen address, refusing to listen beyond
-loopback when no API tokens are configured (docs/design.md (API and access))."""
+"""``python -m api``: the API under gunicorn on a chosen address. Like every entry point it
+refuses to start without API tokens unless ``PUBLISHING_INSECURE_NO_AUTH=1`` (docs/design.md
+(API and access))."""
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from api.limits import GUNICORN_LIMITS
 from publishing.adapters.multiprocess import use_multiprocess_dir
 from publishing.errors import ConfigError
 from publishing.settings import Settings
@@ -19,27 +20,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-
-
-def is_loopback_host(host: str) -> bool:
-    """Only an address that cannot be reached from another machine: ``localhost`` or a
-    loopback IP. An empty host, ``0.0.0.0`` and ``::`` listen everywhere."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, settings: Settings) -> None:
-    """Raise ``ConfigError`` when the API would serve other machines without any token."""
-    if settings.api_tokens or is_loopback_host(host):
-        return
-    raise ConfigError(
-        f"refusing to listen on {host!r}: PUBLISHING_API_TOKENS is empty, and without tokens the "
-        "API serves only loopback; set PUBLISHING_API_TOKENS (ROLE:TOKEN,...) or listen on 127.0.0.1"
-    )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -57,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         settings = Settings.from_env(os.environ)
-        check_bind(args.host, settings)
+        settings.check_api_access()
     except ConfigError as exc:
         print(f"publishing API: {exc}", file=sys.stderr)
         return 2
@@ -71,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             host = f"[{args.host}]" if ":" in args.host else args.host
             self.cfg.set("bind", f"{host}:{args.port}")
             self.cfg.set("workers", args.workers)
+            for name, value in GUNICORN_LIMITS.items():
+                self.cfg.set(name, value)
 
         def load(self) -> Any:
             # Built in each worker after the fork: its Redis, database and broker connections

@@ -44,7 +44,7 @@ def _check_count(items: Any) -> None:
 
 def _parse(parser: Callable[..., list[EnrichedAlert]], payload: Any) -> list[EnrichedAlert]:
     try:
-        return parser(payload, max_alerts=settings().max_alerts_per_request)
+        return parser(payload, max_alerts=settings().max_alerts_per_request, limits=settings().field_limits)
     except InvalidAlertError:
         services().observe_rejected(1)
         raise

@@ -1,6 +1,9 @@
 """Entry point for ``gunicorn 'api.wsgi:app'`` and ``flask --app api.wsgi run``: the app from
-the environment (a bad setting fails here, naming the variable), logging JSON lines with
-every target secret redacted."""
+the environment (a bad setting, or no API tokens without ``PUBLISHING_INSECURE_NO_AUTH=1``,
+stops it here with one line naming the variables), logging JSON lines with every target secret
+redacted."""
+
+import sys
 
 from publishing.adapters.multiprocess import use_multiprocess_dir
 
@@ -10,6 +13,14 @@ use_multiprocess_dir("publishing-api-metrics-")
 from api import create_app  # noqa: E402
 from api.services import services_of  # noqa: E402
 from publishing.adapters.logs import configure_logging  # noqa: E402
+from publishing.errors import ConfigError  # noqa: E402
 
-app = create_app()
+# Logging first, so that what create_app warns about is a log line like any other.
+configure_logging()
+try:
+    app = create_app()
+except ConfigError as exc:
+    print(f"publishing API: {exc}", file=sys.stderr, flush=True)
+    # 4 is gunicorn's "app failed to load": the arbiter halts instead of booting the worker again.
+    sys.exit(4)
 configure_logging(lambda: services_of(app).registry.secrets())

@@ -1,10 +1,16 @@
-"""Gunicorn settings for the API in the fleet: the defaults, and the two hooks that keep
-prometheus-client's multiprocess files right (every gunicorn worker writes its counters to
-``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up)."""
+"""Gunicorn settings for the API in the fleet: the defaults, request limits above the API's own
+caps (so an over-long URL or header gets the API's JSON 414 or 431, not gunicorn's HTML), and
+the two hooks that keep prometheus-client's multiprocess files right (every gunicorn worker
+writes its counters to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up)."""
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
+
+from api.limits import GUNICORN_LIMITS
+from publishing.errors import ConfigError
+from publishing.settings import Settings
 
 bind = "0.0.0.0:8080"
 # WEB_CONCURRENCY is gunicorn's own variable; each worker is one process with one thread.
@@ -13,11 +19,21 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"
+limit_request_line = GUNICORN_LIMITS["limit_request_line"]
+limit_request_fields = GUNICORN_LIMITS["limit_request_fields"]
+limit_request_field_size = GUNICORN_LIMITS["limit_request_field_size"]
 # The root filesystem is read-only and the user has no home for ~/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
+    # Refuse in the master, before any worker boots: one line, instead of every worker failing
+    # to load the app (api.wsgi) at once.
+    try:
+        Settings.from_env(os.environ).check_api_access()
+    except ConfigError as exc:
+        print(f"publishing API: {exc}", file=sys.stderr, flush=True)
+        sys.exit(4)  # gunicorn's "app failed to load"
     # Files left by an earlier run (a container restarted on the same volume) would be
     # added to this run's counters.
     directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")

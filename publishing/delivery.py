@@ -191,14 +191,18 @@ class DeliveryService:
         decision = self._breakers.acquire(target.name, config, lease_s, target.rate_limit)
         if not isinstance(decision, Admit):
             down = decision.reason in (DeferReason.BREAKER_OPEN, DeferReason.PROBE_BUSY)
-            if down and decision.down_for_s >= target.fallback_after_s:
-                via = self._fallback_for(job)
-                if via is not None:
-                    return Rerouted(via, f"{target.name} down for {decision.down_for_s:.0f} s")
+            via = self._fallback_for(job) if down else None
+            if via is not None and decision.down_for_s >= target.fallback_after_s:
+                return Rerouted(via, f"{target.name} down for {decision.down_for_s:.0f} s")
             # Jitter spreads the deferred jobs out; never more than the wait itself, so a
             # rate-limited job does not sleep a second for a 0.2 s token.
             jitter = self._rng() * min(self._policy(job).jitter_s, max(decision.wait_s, 0.05))
-            return Deferred(decision.wait_s + jitter, decision.state, decision.reason)
+            wait_s = decision.wait_s + jitter
+            if via is not None:
+                # A job with a fallback wakes no later than its fallback is due, not when the
+                # breaker half-opens: a page does not wait a whole open time for it.
+                wait_s = min(wait_s, target.fallback_after_s - decision.down_for_s)
+            return Deferred(wait_s, decision.state, decision.reason)
         try:
             receipt = self._publisher.publish(target, job.alert, job.job_id)
         except PublishError as exc:

@@ -7,10 +7,16 @@ an alert is submitted, a firing job for it that has not been delivered yet is ma
 resolved is the noise an on-call pipeline exists to avoid, while the resolve itself is
 harmless to a target that never saw the firing. A firing attempt already on the wire holds
 a short lease that makes the resolve wait for it, so the two can never cross.
+
+"Before" and "after" are read on the gate's own clock (Redis's, as the breaker's), never on
+the API hosts': each submission is noted with the gate when it is tracked, and a firing is
+superseded by a resolve noted at or after its own note. Two API hosts whose clocks disagree
+cannot reorder them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -28,17 +34,30 @@ class GateDecision:
     wait_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class GateNote:
+    """A job of this alert and target was submitted: a firing one (``job_id``) or a resolve."""
+
+    target: str
+    fingerprint: str
+    job_id: str
+    firing: bool
+
+
 class OrderGate(Protocol):
-    def note_resolved(self, target: str, fingerprint: str, submitted_at: float) -> None:
-        """A resolve for this alert and target was submitted at ``submitted_at``."""
+    def note(self, notes: Sequence[GateNote]) -> None:
+        """These jobs were submitted, now on the gate's clock (one round trip). A resolve moves
+        the alert's resolved mark to now; a firing job keeps its first note (a job tracked
+        again under the same id, a taken-over claim, is the same submission)."""
         ...
 
     def enter(
         self, target: str, fingerprint: str, job_id: str, firing: bool, submitted_at: float, lease_s: float
     ) -> GateDecision:
-        """Before an attempt: a firing job learns whether a later resolve superseded it (and
-        otherwise holds the in-flight lease); a resolve learns whether a firing attempt is
-        on the wire."""
+        """Before an attempt: a firing job learns whether a resolve noted at or after its own
+        note superseded it (and otherwise holds the in-flight lease); a resolve learns whether
+        a firing attempt is on the wire. ``submitted_at`` (the API host's clock) is compared
+        only for a firing job that was never noted (a job queued before notes existed)."""
         ...
 
     def leave(self, target: str, fingerprint: str, job_id: str) -> None:

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
 from publishing.job import Job
-from publishing.ordering import OrderGate
+from publishing.ordering import GateNote, OrderGate
 from publishing.priority import Priority, priority_of
 from publishing.targets import Target, TargetRegistry
 from publishing.tracking import Claim, ClaimStatus, Deduplicator, JobSnapshot, JobState, JobTracker
@@ -145,7 +145,7 @@ class Submitter:
                 # retry enqueues exactly what is missing (and if the release fails too, those
                 # pending claims are taken over after the grace period).
                 self._mark_quietly([(key, done.job_id) for done, key in fresh[:index]])
-                self._release_quietly([(key, left.job_id) for left, key in fresh[index:]])
+                self._abandon_quietly([(key, left.job_id) for left, key in fresh[index:]])
                 raise
         self._mark_quietly([(key, job.job_id) for job, key in fresh])
         return result
@@ -170,6 +170,20 @@ class Submitter:
         return [
             Claim(ClaimStatus.DUPLICATE, c.job_id) if c.status is ClaimStatus.PENDING else c for c in result
         ]
+
+    def _abandon_quietly(self, claims: list[tuple[str, str]]) -> None:
+        """Jobs that were tracked (with their message) but could not be enqueued: the
+        client's retry submits them again, so the reconciler must not send them too. Their
+        claims are released only once tracking says so; otherwise a retried request takes the
+        claims over and gets the same ids (a duplicate under one id at worst)."""
+        try:
+            for _, job_id in claims:
+                self._tracker.update(
+                    job_id, state=JobState.FAILED, last_error="could not be enqueued", message=None
+                )
+        except Exception:
+            return
+        self._release_quietly([claim for claim in claims if claim[0]])
 
     def _release_quietly(self, claims: list[tuple[str, str]]) -> None:
         # Best effort: when Redis itself failed, the pending claims are taken over later.
@@ -202,16 +216,30 @@ class Submitter:
             replayed_from=replayed_from,
         )
         self._track([job])
-        self._enqueuer.enqueue(job)
+        try:
+            self._enqueuer.enqueue(job)
+        except Exception:
+            self._abandon_quietly([("", job.job_id)])
+            raise
         return job
 
     def _track(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
         if self._gate is not None:
-            for job in jobs:
-                if job.alert.alert.status is AlertStatus.RESOLVED:
-                    self._gate.note_resolved(job.target, job.alert.alert.fingerprint, job.submitted_at)
+            # On the gate's clock, before the job can run: a firing is superseded by a resolve
+            # noted after it, whatever the clocks of the API hosts that took them.
+            self._gate.note(
+                [
+                    GateNote(
+                        job.target,
+                        job.alert.alert.fingerprint,
+                        job.job_id,
+                        job.alert.alert.status is AlertStatus.FIRING,
+                    )
+                    for job in jobs
+                ]
+            )
         self._tracker.record_many(
             [
                 JobSnapshot(
@@ -224,5 +252,7 @@ class Submitter:
                     submitted_at=job.submitted_at,
                 )
                 for job in jobs
-            ]
+            ],
+            # Kept with the entry so the reconciler can send exactly it again.
+            {job.job_id: job.to_message() for job in jobs},
         )

@@ -24,7 +24,7 @@ _KNOWN_KEYS = frozenset(
     {
         "name", "type", "format", "url", "enabled", "headers", "filter", "timeout_s",
         "routing_key", "api_token", "bearer_token", "basic_auth", "signing_secret", "rate_limit",
-        "fallback", "fallback_after_s", "fallback_priorities",
+        "fallback", "fallback_after_s", "fallback_priorities", "url_is_public",
     }
 )  # fmt: skip
 # The providers' documented limits, applied unless a target sets its own (or ``false``):
@@ -189,6 +189,11 @@ def _parse_target(raw: Any, where: str) -> Target:
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise _fail(where, "enabled must be true or false")
+    url_is_public = raw.get("url_is_public", False)
+    if not isinstance(url_is_public, bool):
+        raise _fail(where, "url_is_public must be true or false")
+    if url_is_public and target_type is TargetType.SLACK:
+        raise _fail(where, "url_is_public cannot be true for a slack target: its URL is its credential")
     timeout = raw.get("timeout_s")
     if timeout is not None and (
         isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
@@ -217,6 +222,7 @@ def _parse_target(raw: Any, where: str) -> Target:
         basic_auth=basic_auth,
         signing_secret=_optional_str(raw, "signing_secret", where),
         rate_limit=parse_rate_limit(raw.get("rate_limit"), target_type, where),
+        url_is_public=url_is_public,
         **_parse_fallback(raw, name, where),
     )
     if target_type is TargetType.PAGERDUTY and not target.routing_key:

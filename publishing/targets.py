@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 
 from publishing.alert import EnrichedAlert
 from publishing.breaker import RateLimit
@@ -23,6 +23,12 @@ REDACTED = "***"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 # A header whose name suggests a credential is a secret.
 _SECRET_HEADER = re.compile(r"auth|token|secret|key|password|passwd|signature|cookie|credential", re.I)
+# Shorter pieces of a URL are left in free text (see ``_url_secrets``); a path segment or query
+# value at least ``_MIN_TOKEN_CHARS`` long is scrubbed even on its own, as a token would be.
+_MIN_URL_PIECE_CHARS = 8
+_MIN_TOKEN_CHARS = 16
+# The characters requests leaves unquoted when it re-quotes a URL (``requote_uri``).
+_REQUOTE_SAFE = "!#$%&'()*+,/:;=?@[]~"
 
 
 class TargetType(StrEnum):
@@ -106,6 +112,8 @@ class Target:
     basic_auth: BasicAuth | None = None
     signing_secret: str | None = None
     rate_limit: RateLimit | None = None
+    # The operator's word that path and query hold no credential: the URL is then shown whole.
+    url_is_public: bool = False
     # Where this target's jobs go while it is down (see ``publishing.delivery``).
     fallback: tuple[str, ...] = ()
     fallback_after_s: float = 60.0
@@ -117,25 +125,29 @@ class Target:
         if self.basic_auth:
             values.append(self.basic_auth.password)
         parts = urlsplit(self.url)
-        if self.type is TargetType.SLACK:
-            # urllib3 writes host and path apart in its errors: the path is the secret too.
-            values += [self.url, parts.path.strip("/"), parts.query]
         if parts.password:
             values.append(parts.password)
+        if not self.url_is_public:
+            values += _url_secrets(self.url, parts)
         values.extend(v for k, v in self.headers.items() if is_secret_header(k))
-        return [v for v in values if v]
+        return list(dict.fromkeys(v for v in values if v))
 
     @property
     def public_url(self) -> str:
-        """The URL as it may be shown: a Slack webhook URL is itself the secret."""
-        if self.type is TargetType.SLACK:
+        """The URL as it may be shown: scheme, host and port. Path and query often carry the
+        credential (Slack, Teams, Discord, most incoming webhooks), so they show as ``***``
+        unless the target says its URL is public; a password in the URL never shows."""
+        try:
             parts = urlsplit(self.url)
-            return f"{parts.scheme}://{parts.netloc}/{REDACTED}"
-        parts = urlsplit(self.url)
-        if parts.password or parts.username:
-            host = parts.netloc.rpartition("@")[2]
-            return self.url.replace(parts.netloc, f"{REDACTED}@{host}")
-        return self.url
+        except ValueError:
+            return REDACTED
+        netloc = parts.netloc
+        if parts.username is not None or parts.password is not None:
+            netloc = f"{REDACTED}@{netloc.rpartition('@')[2]}"
+        rest = _after_host(self.url, parts)
+        if not self.url_is_public and rest not in ("", "/"):
+            rest = f"/{REDACTED}"
+        return f"{parts.scheme}://{netloc}{rest}"
 
     def to_public_dict(self) -> dict[str, Any]:
         """The target as an API response or a DLQ row may show it: secrets as ``***``."""
@@ -164,9 +176,34 @@ class Target:
         return f"Target(name={self.name!r}, type={self.type.value!r}, url={self.public_url!r})"
 
     def redact(self, text: str) -> str:
+        """``text`` with the URL shown as ``public_url`` and every secret (the URL's path and
+        query included, as requests and urllib3 quote them apart from the host) as ``***``."""
+        text = text.replace(self.url, self.public_url)
         for secret in sorted(self.secrets(), key=len, reverse=True):
             text = text.replace(secret, REDACTED)
         return text
+
+
+def _after_host(url: str, parts: SplitResult) -> str:
+    """Path, query and fragment as written in ``url``."""
+    return url.partition("://")[2][len(parts.netloc) :]
+
+
+def _url_secrets(url: str, parts: SplitResult) -> list[str]:
+    """What of a URL is scrubbed from free text: the whole URL, its path and query together
+    and apart (with and without percent-encoding, as requests re-quotes them), and each path
+    segment or query value long enough to be a token on its own. A piece shorter than
+    ``_MIN_URL_PIECE_CHARS`` (``/alerts``, ``/x``) is left in free text: it is no credential,
+    and scrubbing it would mangle ordinary words in every log line."""
+    rest = _after_host(url, parts)
+    if rest in ("", "/"):
+        return []
+    path = parts.path.strip("/")
+    pieces = [rest.lstrip("/"), path, parts.query, parts.fragment]
+    pieces += [p for p in path.split("/") if len(p) >= _MIN_TOKEN_CHARS]
+    pieces += [v for _, v in parse_qsl(parts.query) if len(v) >= _MIN_TOKEN_CHARS]
+    variants = [v for p in pieces for v in (p, unquote(p), quote(p, safe=_REQUOTE_SAFE))]
+    return [url, *(v for v in variants if len(v) >= _MIN_URL_PIECE_CHARS)]
 
 
 def check_target_set(targets: list[Target]) -> list[Target]:

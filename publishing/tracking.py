@@ -12,6 +12,8 @@ from typing import Any, Protocol
 from publishing.priority import Priority
 
 LAST_ERROR_MAX_CHARS = 500
+# Tracking fields that are not part of a job's snapshot (never shown by the API).
+MESSAGE_FIELDS = ("message", "wait_s", "reconciled")
 
 
 class JobState(StrEnum):
@@ -87,14 +89,24 @@ class JobTracker(Protocol):
         """Create or replace a job's entry."""
         ...
 
-    def record_many(self, snapshots: list[JobSnapshot]) -> None:
-        """``record`` for several jobs at once (one round trip)."""
+    def record_many(
+        self, snapshots: list[JobSnapshot], messages: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
+        """``record`` for several jobs at once (one round trip). ``messages`` holds, by job id,
+        the message each job is about to be enqueued with, kept with its entry so that the
+        reconciler can send exactly it again (docs/design.md (Reconciler))."""
         ...
 
     def update(self, job_id: str, *, client: Any = None, **fields: Any) -> None:
         """Change some fields of a tracked job (state, retry_count, started_at, ...); a job
-        that is not tracked stays untracked. ``client``, where the store has one, batches the
-        write with others (a Redis pipeline)."""
+        that is not tracked stays untracked. Besides the snapshot's fields: ``message`` (the
+        job's next message, None drops it), ``wait_s`` (that message's countdown) and
+        ``reconciled`` (times the reconciler sent it again). ``client``, where the store has
+        one, batches the write with others (a Redis pipeline)."""
+        ...
+
+    def message(self, job_id: str) -> dict[str, Any] | None:
+        """The message kept with a tracked job, if any."""
         ...
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:

@@ -6,11 +6,24 @@ from __future__ import annotations
 from typing import Any
 
 from publishing.adapters.broker import broker_config
-from publishing.settings import Settings
+from publishing.adapters.target_files import load_targets
+from publishing.settings import Settings, TimeLimits, time_limits
+
+
+def task_time_limits(settings: Settings) -> TimeLimits:
+    """The publish task's limits from the longest timeout in use: the settings' and every
+    configured target's own ``timeout_s`` (``ConfigError`` when one cannot fit, naming it).
+    Limits are per task type, so every job gets the longest target's (docs/design.md (Retries))."""
+    targets = load_targets(settings.targets_path) if settings.targets_path is not None else []
+    return time_limits(settings, {t.name: t.timeout_s for t in targets if t.timeout_s is not None})
+
+
+# Messages with a countdown one worker holds at most (a few KiB each, with their bookkeeping).
+ETA_TASK_LIMIT = 500
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
-    longest_task_s = 3 * max(settings.http_timeout_s, 1.0) + 30
+    limits = task_time_limits(settings)
     return {
         **broker_config(settings),
         # At least once: ack after the attempt, and requeue when the worker process dies.
@@ -18,15 +31,20 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # One reserved message per slot: a slot never sits on a low job while high waits.
         "worker_prefetch_multiplier": 1,
+        # A deferral or a retry is a message with a countdown that the worker holds until it
+        # is due. Cap how many it holds: during a long outage with a big backlog the rest wait
+        # in Redis instead of in the worker's memory (docs/design.md (Retries)).
+        "worker_eta_task_limit": ETA_TASK_LIMIT,
         # On a lost broker connection let running attempts finish: cancelling them relies on
         # the unacknowledged copy coming back, and after a Sentinel failover that copy may
         # not have reached the replica. Finishing means at worst a duplicate (same job id).
         "worker_cancel_long_running_tasks_on_connection_loss": False,
         "worker_soft_shutdown_timeout": 10.0,
         "worker_enable_soft_shutdown_on_idle": True,
-        # A hung attempt is killed long after its HTTP timeout; the job is then redelivered.
-        "task_soft_time_limit": longest_task_s,
-        "task_time_limit": longest_task_s + 10,
+        # A hung attempt is stopped after its whole timeout, and killed before Redis could hand
+        # its message to another worker; the job is then redelivered.
+        "task_soft_time_limit": limits.soft_s,
+        "task_time_limit": limits.hard_s,
         # Flower shows every job.
         "worker_send_task_events": True,
         "event_queue_expires": 60,

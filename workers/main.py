@@ -10,6 +10,8 @@ use_multiprocess_dir("publishing-metrics-")
 os.environ.setdefault("FLOWER_MAX_TASKS", "10000")
 
 from publishing.settings import Settings  # noqa: E402
+from workers import flower_guard  # noqa: E402
 from workers.celery_app import create_celery_app  # noqa: E402
 
 app = create_celery_app(Settings.from_env(os.environ))
+flower_guard.install(app, os.environ)

@@ -14,7 +14,10 @@ from prometheus_client import multiprocess, start_http_server
 from publishing.adapters import metrics
 from publishing.adapters.composition import services_for
 from publishing.adapters.logs import configure_logging
+from publishing.adapters.target_files import registry_from_path
 from publishing.settings import Settings
+from publishing.targets import TargetRegistry
+from workers import reconciler
 from workers.celery_app import settings_of
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ _started: dict[str, float] = {}
 def _on_process_init(**_: Any) -> None:
     metrics.WORKERS_IDLE.set(1)
     metrics.WORKERS_ACTIVE.set(0)
+    if _app_settings is not None:
+        metrics.initialise_series(services_for(_app_settings).registry)
 
 
 def _on_prerun(task_id: str, **_: Any) -> None:
@@ -49,10 +54,19 @@ def _on_process_shutdown(pid: int | None = None, **_: Any) -> None:
 
 
 def _on_worker_ready(**_: Any) -> None:
+    if _app_settings is not None:
+        # The main process serves /metrics (and runs the tasks of a thread pool): its own
+        # registry, followed at each scrape, so a reloaded target's series appear too.
+        global _series_registry
+        _series_registry = registry_from_path(_app_settings.targets_path)
+        metrics.initialise_series(_series_registry)
     port = int(os.environ.get("PUBLISHING_WORKER_METRICS_PORT", "0") or 0)
     if port:
         start_http_server(port, registry=metrics.exposition_registry())
         log.info("worker metrics on :%d/metrics", port)
+    if _app_settings is not None:
+        # In the worker's main process, not in its pool's children.
+        reconciler.start(_app_settings)
 
 
 def _on_setup_logging(**_: Any) -> None:
@@ -65,6 +79,8 @@ def _on_setup_logging(**_: Any) -> None:
 
 
 _app_settings: Settings | None = None
+# The main process's own view of the targets, for their metric series (metrics follow it weakly).
+_series_registry: TargetRegistry | None = None
 
 
 def install(app: Celery) -> None:

@@ -52,6 +52,8 @@ class PublishTask(Task):
     reject_on_worker_lost = True
     ignore_result = True
     typing = False
+    # A message the consumer cannot hand to the pool is dead-lettered, not fatal to the worker.
+    Strategy = "workers.strategy:guarded"
 
     def retry(self, args: Any = None, kwargs: Any = None, exc: Any = None, **options: Any) -> Any:
         if isinstance(exc, PlannedRetry) and exc.plan.retry is not None:
@@ -106,8 +108,15 @@ def _carry_out(services: Services, job: Job, event: Event) -> str:
     p = plan(job, event, now, services.timings)
     observe.planned(job, p, event)
     events, error = health_events(event)
+    # The next message is kept with the job's entry, so the reconciler can send exactly it
+    # again if the broker loses it; a job that is done keeps none (docs/design.md (Reconciler)).
+    fields: dict[str, Any] = dict(p.tracking)
+    if p.retry is not None:
+        fields.update(message=p.retry.to_message(), wait_s=p.countdown_s)
+    elif p.letter is None:
+        fields["message"] = None
     try:
-        services.attempts.settle(job.job_id, p.tracking, job.via or job.target, events, now, error)
+        services.attempts.settle(job.job_id, fields, job.via or job.target, events, now, error)
     except redis.RedisError as exc:
         # Tracking is a view: a job is never re-sent or held back because it is unreachable.
         log.warning("job %s: tracking not updated (%s)", job.job_id, type(exc).__name__)

@@ -60,12 +60,15 @@ class DemoTargets:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self, api_url: str) -> None:
-        self._thread = threading.Thread(target=self._stream, args=(api_url,), daemon=True)
+    def start(self, api_url: str, token: str | None = None) -> None:
+        self._thread = threading.Thread(target=self._stream, args=(api_url, token), daemon=True)
         self._thread.start()
         print("[demo] fake targets: demo-healthy, demo-flaky (50% 503), demo-down (refuses)", flush=True)
 
-    def _stream(self, api_url: str) -> None:
+    def _stream(self, api_url: str, token: str | None) -> None:
+        headers = {"Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
         for n in itertools.count():
             if self._stop.wait(1.0):
                 return
@@ -82,8 +85,7 @@ class DemoTargets:
             }
             body = {"version": "4", "status": "firing", "receiver": "demo", "alerts": [alert]}
             with contextlib.suppress(requests.RequestException):
-                requests.post(f"{api_url}/webhook", data=json.dumps(body), timeout=5,
-                              headers={"Content-Type": "application/json"})  # fmt: skip
+                requests.post(f"{api_url}/webhook", data=json.dumps(body), timeout=5, headers=headers)
 
     def stop(self) -> None:
         self._stop.set()

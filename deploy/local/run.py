@@ -1,6 +1,8 @@
 """``make run``: migrations, the API, workers and Flower in the foreground, with the
 defaults; Ctrl-C (or SIGTERM) stops them all, letting workers finish and requeue their jobs.
-``--demo`` adds local fake targets and a stream of sample alerts."""
+``--demo`` adds local fake targets and a stream of sample alerts. Without
+``PUBLISHING_API_TOKENS`` it makes an admin token for the run and keeps it in ``var/api-token``,
+where the ``publishing`` command finds it."""
 
 from __future__ import annotations
 
@@ -69,6 +71,14 @@ def ensure_redis(settings: Settings, children: list[subprocess.Popen[bytes]]) ->
     sys.exit("[run] the private redis-server did not start")
 
 
+def write_secret(path: Path, text: str) -> None:
+    """A file only its owner may read, from the moment it exists."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text + "\n")
+
+
 def free_port(preferred: int) -> int:
     with socket.socket() as sock:
         try:
@@ -96,6 +106,16 @@ def main(argv: list[str] | None = None) -> int:
         env["PUBLISHING_TARGETS"] = str(demo.targets_file)
         env.setdefault("PUBLISHING_BREAKER_OPEN_TIMEOUT_S", "10")
         env.setdefault("PUBLISHING_MAX_RETRIES", "3")
+    token_file = VAR / "api-token"
+    token_generated = not any(
+        env.get(name, "").strip()
+        for name in ("PUBLISHING_API_TOKENS", "PUBLISHING_API_TOKENS_FILE", "PUBLISHING_INSECURE_NO_AUTH")
+    )
+    if token_generated:
+        # An admin token for this run, kept out of the terminal and the logs, like Flower's password.
+        token = secrets.token_urlsafe(24)
+        write_secret(token_file, token)
+        env["PUBLISHING_API_TOKENS"] = f"admin:{token}"
     try:
         settings = Settings.from_env(env)
     except ConfigError as exc:
@@ -110,8 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     if generated:
         # A password for this run, kept out of the terminal and the logs: read it from the file.
         env["FLOWER_BASIC_AUTH"] = f"admin:{secrets.token_urlsafe(12)}"
-        credentials.write_text(env["FLOWER_BASIC_AUTH"] + "\n")
-        credentials.chmod(0o600)
+        write_secret(credentials, env["FLOWER_BASIC_AUTH"])
     env.setdefault("PUBLISHING_WORKER_METRICS_PORT", str(free_port(9808)))
 
     say("applying migrations (alembic upgrade head)")
@@ -142,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         f"API      http://127.0.0.1:{api_port}  (health /readyz, metrics /metrics, docs /api/v2/openapi.json)"
     )
     say(f"webhook  http://127.0.0.1:{api_port}/webhook  (point Alertmanager here)")
+    if token_generated:
+        say(f"API token (admin) in {token_file}; the publishing command reads it from var/api-token")
     where = str(credentials) if generated else "FLOWER_BASIC_AUTH"
     say(f"Flower   http://127.0.0.1:{flower_port}  (user {user}; password in {where})")
     say(f"worker metrics http://127.0.0.1:{env['PUBLISHING_WORKER_METRICS_PORT']}/metrics")
@@ -158,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     if demo is not None:
-        demo.start(f"http://127.0.0.1:{api_port}")
+        # The demo's alerts need a token that may submit: this run's, or one the user gave.
+        sender = next((t for t, role in settings.api_tokens.items() if role in ("operator", "admin")), None)
+        demo.start(f"http://127.0.0.1:{api_port}", token=sender)
     while not stopping:
         if any(c.poll() is not None for c in children):
             say("a process exited; stopping the rest")

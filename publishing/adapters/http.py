@@ -17,6 +17,7 @@ from importlib import metadata
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.structures import CaseInsensitiveDict
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_MAX_S = 5.0
 BODY_EXCERPT_CHARS = 200
+# Of a target's answer we keep at most this much of the raw (never decompressed) body: enough
+# for an error excerpt, and a 10 GB body or a gzip bomb costs a worker nothing. It is read in
+# small pieces so the attempt's deadline is checked between them.
+RESPONSE_EXCERPT_BYTES = 64 * 1024
+READ_CHUNK_BYTES = 8 * 1024
 # Statuses whose Retry-After we honour as a rate limit (docs/design.md (Errors, Retries)).
 RATE_LIMIT_STATUS = frozenset({429, 503})
 _ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
@@ -61,6 +67,10 @@ REQUESTS_TABLE: ExceptionTable = (
 )
 
 
+class AttemptTimeout(Exception):
+    """The attempt's deadline passed while the answer was still coming: a timeout."""
+
+
 def classify_request_error(exc: BaseException) -> ErrorType:
     """How a failure raised by ``requests`` is classified."""
     return classify(exc, REQUESTS_TABLE)
@@ -73,32 +83,46 @@ class HttpPublisher:
         *,
         default_timeout_s: float,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
         self._default_timeout_s = default_timeout_s
         self._clock = clock
+        self._monotonic = monotonic
         self._user_agent = f"alert-publishing/{_version()}"
 
     def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt:
         body = _serialise(target, format_payload(target, enriched, job_id))
         headers, auth = self._request_headers(target, job_id, body)
-        read_timeout_s = target.timeout_s or self._default_timeout_s
+        timeout_s = target.timeout_s or self._default_timeout_s
         started = self._clock()
+        # The whole attempt (connect, send, headers, the bounded read) ends by this deadline: a
+        # socket timeout alone bounds each wait, and a byte every second would never trip it.
+        deadline = self._monotonic() + timeout_s
         try:
             response = self._session.post(
                 target.url,
                 data=body,
                 headers=headers,
                 auth=auth,
-                timeout=(min(read_timeout_s, CONNECT_TIMEOUT_MAX_S), read_timeout_s),
+                timeout=(min(timeout_s, CONNECT_TIMEOUT_MAX_S), timeout_s),
                 # A 301/302 would turn the POST into a bodiless GET that may well answer 200.
                 allow_redirects=False,
+                stream=True,
             )
         except requests.RequestException as exc:
             raise _request_failed(target, exc, _ERROR_CLASSES[classify_request_error(exc)]) from exc
         except ValueError as exc:
             # urllib3 rejects some malformed hosts with a bare ValueError; retrying cannot help.
             raise _request_failed(target, exc, PermanentPublishError) from exc
+        try:
+            head = self._read_head(response, deadline, timeout_s)
+        except AttemptTimeout as exc:
+            raise _request_failed(target, exc, TransientPublishError) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _request_failed(target, exc, TransientPublishError) from exc
+        finally:
+            response.close()
         duration_s = max(0.0, self._clock() - started)
         if 200 <= response.status_code < 300:
             log.debug(
@@ -109,7 +133,35 @@ class HttpPublisher:
                 duration_s,
             )
             return Receipt(response.status_code, duration_s)
-        raise self._rejected(target, response)
+        raise self._rejected(target, response, head)
+
+    def _read_head(self, response: requests.Response, deadline: float, timeout_s: float) -> bytes:
+        """At most ``RESPONSE_EXCERPT_BYTES`` of the raw body, as it came on the wire (a
+        compressed body stays compressed), by ``deadline``. A body that ends in time leaves the
+        connection reusable; the caller closes anything longer."""
+        raw = response.raw
+        sock = getattr(getattr(raw, "connection", None), "sock", None)
+        saved_timeout = sock.gettimeout() if sock is not None else None
+        head = bytearray()
+        try:
+            while len(head) < RESPONSE_EXCERPT_BYTES:
+                remaining_s = deadline - self._monotonic()
+                if remaining_s <= 0:
+                    raise AttemptTimeout(f"timed out: no complete answer within {timeout_s:g} s")
+                if sock is not None:
+                    # No single wait for the next piece may outlast the attempt either.
+                    sock.settimeout(remaining_s)
+                want = min(READ_CHUNK_BYTES, RESPONSE_EXCERPT_BYTES - len(head))
+                piece = raw.read1(want, decode_content=False)
+                if not piece:
+                    break
+                head += piece
+        except urllib3.exceptions.ReadTimeoutError:
+            raise AttemptTimeout(f"timed out: no complete answer within {timeout_s:g} s") from None
+        finally:
+            if sock is not None and sock.fileno() != -1:
+                sock.settimeout(saved_timeout)
+        return bytes(head)
 
     def _request_headers(
         self, target: Target, job_id: str, body: bytes
@@ -135,14 +187,18 @@ class HttpPublisher:
                 headers["webhook-signature"] = _signature(target, job_id, timestamp, body)
         return headers, auth
 
-    def _rejected(self, target: Target, response: requests.Response) -> PublishError:
+    def _rejected(self, target: Target, response: requests.Response, body: bytes) -> PublishError:
         status = response.status_code
-        # Decode only the head of the body: enough to redact a secret that straddles the cut.
-        head = response.content[: BODY_EXCERPT_CHARS * 20].decode("utf-8", "replace")
-        excerpt = " ".join(head.split())
         message = f"HTTP {status} from target {target.name!r}"
-        if excerpt:
-            message += f": {_scrub(target, excerpt)[:BODY_EXCERPT_CHARS]}"
+        encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
+        if body and encoding not in ("", "identity"):
+            # Decompressing it is what a gzip bomb wants; its text is not worth the risk.
+            message += f": ({encoding}-encoded body not shown)"
+        else:
+            # Decode only the head of the body: enough to redact a secret that straddles the cut.
+            excerpt = " ".join(body[: BODY_EXCERPT_CHARS * 20].decode("utf-8", "replace").split())
+            if excerpt:
+                message += f": {_scrub(target, excerpt)[:BODY_EXCERPT_CHARS]}"
         log.info("delivery to target %s rejected: %s", target.name, message)
         retry_after_header = response.headers.get("Retry-After")
         if status in RATE_LIMIT_STATUS and (status == 429 or retry_after_header is not None):
@@ -189,9 +245,9 @@ def _request_failed(target: Target, exc: Exception, error_class: type[PublishErr
 
 
 def _scrub(target: Target, text: str) -> str:
-    """Redact the target's secrets (a Slack URL's path included, as requests quotes it apart)."""
+    """Redact the target's secrets (its URL's path and query included, as requests quotes them apart)."""
     try:
-        return target.redact(text.replace(target.url, target.public_url))
+        return target.redact(text)
     except ValueError:
         # A URL that cannot even be split cannot be redacted piece by piece: keep none of the text.
         return "(details withheld: the target's URL cannot be parsed)"

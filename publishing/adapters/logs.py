@@ -36,20 +36,29 @@ class Redactor(logging.Filter):
         super().__init__()
         self._secrets = secrets
 
-    def _scrub(self, text: str) -> str:
-        for secret in sorted(self._secrets(), key=len, reverse=True):
+    @staticmethod
+    def _scrub(text: str, secrets: list[str]) -> str:
+        for secret in secrets:
             if secret and secret in text:
                 text = text.replace(secret, REDACTED)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        secrets = sorted(self._secrets(), key=len, reverse=True)
         message = record.getMessage()
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.msg, record.args = self._scrub(message), None
+        record.msg, record.args = self._scrub(message, secrets), None
         if record.exc_text:
-            record.exc_text = self._scrub(record.exc_text)
+            record.exc_text = self._scrub(record.exc_text, secrets)
         record.exc_info = None
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD and not key.startswith("_") and not isinstance(value, int | float):
+                # The JSON formatter writes an extra field as it is, or as its JSON.
+                text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+                scrubbed = self._scrub(text, secrets)
+                if scrubbed != text:
+                    record.__dict__[key] = scrubbed
         return True
 
 

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 
 import redis
@@ -20,12 +22,14 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from publishing.adapters.redis.queues import queue_depths
-from publishing.breaker import BreakerStore
-from publishing.dlq import DeadLetterRepository
+from publishing.breaker import BreakerStore, DeferReason
+from publishing.classification import ErrorType
+from publishing.dlq import DeadLetterRepository, ReplayResult
 from publishing.errors import DatabaseUnavailableError
+from publishing.priority import Priority
 from publishing.submission import SubmissionResult
-from publishing.targets import TargetRegistry
-from publishing.tracking import JobTracker
+from publishing.targets import Target, TargetRegistry
+from publishing.tracking import JobState, JobTracker
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +105,70 @@ MAX_ATTEMPT_LABEL = 6  # attempts past the sixth share the label "6+", keeping t
 
 def attempt_label(attempt: int) -> str:
     return str(attempt) if attempt < MAX_ATTEMPT_LABEL else f"{MAX_ATTEMPT_LABEL}+"
+
+
+# The registries whose targets' series exist; re-checked at every scrape, so a target that a
+# reload adds shows its zeros too.
+_followed: list[tuple[weakref.ref[TargetRegistry], list[frozenset[tuple[str, tuple[str, ...]]]]]] = []
+_follow_lock = threading.Lock()
+
+
+def initialise_series(registry: TargetRegistry | Iterable[Target]) -> None:
+    """Every labelled series at 0 for each known label value (targets, priorities, error types,
+    states, results, reasons), so dashboards and alert rules read 0 rather than no data before
+    the first event. A registry is followed (while something else holds it): its targets are
+    initialised again at a scrape after it reloads."""
+    if isinstance(registry, TargetRegistry):
+        with _follow_lock:
+            if not any(followed() is registry for followed, _ in _followed):
+                _followed.append((weakref.ref(registry), [frozenset()]))
+        _refresh_series()
+        return
+    _initialise(list(registry))
+
+
+def _refresh_series() -> None:
+    with _follow_lock:
+        _followed[:] = [(ref, seen) for ref, seen in _followed if ref() is not None]
+        followed = [(ref(), seen) for ref, seen in _followed]
+    for registry, seen in followed:
+        if registry is None:
+            continue
+        targets = registry.all()
+        signature = frozenset((t.name, tuple(t.fallback)) for t in targets)
+        if signature != seen[0]:
+            _initialise(targets)
+            seen[0] = signature
+
+
+def _initialise(targets: list[Target]) -> None:
+    priorities = [p.value for p in Priority]
+    for priority in priorities:
+        QUEUE_SUBMISSIONS.labels(priority, "accepted")
+        QUEUE_SUBMISSIONS.labels(priority, "duplicate")
+        JOB_WAIT.labels(priority)
+    QUEUE_SUBMISSIONS.labels("none", "rejected")
+    attempts = [attempt_label(n) for n in range(1, MAX_ATTEMPT_LABEL + 1)]
+    for target in targets:
+        name = target.name
+        for state in JobState:
+            JOBS_PROCESSED.labels(name, state.value)
+        for priority in priorities:
+            JOB_DURATION.labels(name, priority)
+            END_TO_END.labels(priority, name)
+        for error_type in ErrorType:
+            RETRY_ATTEMPTS.labels(name, error_type.value)
+            DLQ_WRITES.labels(name, error_type.value)
+        for result in ReplayResult:
+            DLQ_REPLAYS.labels(name, result.value)
+        for attempt in attempts:
+            for outcome in ("success", "failure"):
+                ATTEMPTS.labels(name, attempt, outcome)
+        for reason in DeferReason:
+            DEFERRALS.labels(name, reason.value)
+        for via in target.fallback:
+            FALLBACKS.labels(name, via)
+        DEDUP_HITS.labels(name)
 
 
 class FleetCollector(Collector):
@@ -259,6 +327,10 @@ class _Forward(Collector):
         return []
 
     def collect(self) -> Iterator[Metric]:
+        try:
+            _refresh_series()
+        except Exception:  # a scrape must answer even when the targets cannot be read
+            log.warning("metrics: target series not refreshed", exc_info=True)
         return iter(self._source.collect())
 
 

@@ -1,10 +1,14 @@
 # Over 300 lines: the table, its type decorators and the repository are one schema, read together.
 """The dead-letter queue in SQL (docs/design.md (Dead-letter queue)): the ``publishing_dlq`` table and a repository over it
 that works on PostgreSQL and SQLite alike. An unreachable database is always reported as
-``DatabaseUnavailableError``, so a worker keeps the job and retries the write."""
+``DatabaseUnavailableError``, so a worker keeps the job and retries the write; a row the
+database answers it will not take is stored in a reduced form instead, so it is never lost."""
 
 from __future__ import annotations
 
+import json
+import logging
+import math
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -32,6 +36,8 @@ from publishing.dlq import (
 from publishing.errors import AlreadyReplayedError, DatabaseUnavailableError
 from publishing.priority import Priority
 from publishing.settings import normalise_database_url
+
+log = logging.getLogger(__name__)
 
 TABLE_NAME = "publishing_dlq"
 # PostgreSQL answers a refused or unroutable host within this many seconds instead of the
@@ -140,16 +146,176 @@ def _storable(text: str) -> str:
     return text.encode("utf-8", "replace").decode("utf-8").replace("\x00", "\ufffd")
 
 
+# Deeper JSON than this is stored as text: the drivers' JSON encoders recurse, and a job
+# carries at most about 20 levels (docs/design.md (Alerts) caps metadata at 16).
+MAX_STORED_DEPTH = 100
+# What an indexed text column keeps in the reduced form: a btree entry holds at most about
+# 2,700 bytes, and 255 characters of UTF-8 are at most 1,020.
+MAX_INDEXED_CHARS = 255
+MAX_RETRY_COUNT = 2**31 - 1
+# SQLSTATE classes in which the server answered that it will not take this row: data
+# exceptions (22: NaN in jsonb, a value out of range), integrity (23: a check constraint) and
+# program limits (54: an index row too big). Every other class (08 connection, 53 resources,
+# 57 shutdown, 40 serialisation) means "try again later".
+REFUSING_SQLSTATE_CLASSES = frozenset({"22", "23", "54"})
+
+
+class _Refused(Exception):
+    """The database (or the row's own shape) will not take this row as it is: ``reason`` says why."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {_storable(str(k)): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, str):
-        return _storable(value)
-    return value
+    """``value`` as JSON that every database here stores: text made storable, datetimes as ISO
+    strings, tuples as lists. Iterative, so no depth recurses; ``_Refused`` past
+    ``MAX_STORED_DEPTH`` levels, which the drivers' own encoders could not write."""
+    root: list[Any] = [None]
+    # (source value, the container to put its converted form in, the key or index there, depth)
+    pending: list[tuple[Any, Any, Any, int]] = [(value, root, 0, 0)]
+    while pending:
+        item, into, key, depth = pending.pop()
+        if isinstance(item, Mapping | list | tuple) and depth >= MAX_STORED_DEPTH:
+            raise _Refused(f"nested more than {MAX_STORED_DEPTH} levels deep")
+        if isinstance(item, Mapping):
+            converted: dict[str, Any] = {}
+            into[key] = converted
+            for k, v in item.items():
+                name = _storable(str(k))
+                converted[name] = None  # keeps the keys' order
+                pending.append((v, converted, name, depth + 1))
+        elif isinstance(item, list | tuple):
+            items: list[Any] = [None] * len(item)
+            into[key] = items
+            pending.extend((v, items, i, depth + 1) for i, v in enumerate(item))
+        elif isinstance(item, datetime):
+            into[key] = item.isoformat()
+        elif isinstance(item, str):
+            into[key] = _storable(item)
+        else:
+            into[key] = item
+    return root[0]
+
+
+class _Text:
+    """A piece of JSON text already written, pending on ``_json_text``'s stack."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _json_text(value: Any) -> str:
+    """``value`` as ASCII JSON text, whatever its depth and content: iterative, lone surrogates
+    and NUL escaped, NaN and infinities as JSON5 spells them, anything else as its repr."""
+    out: list[str] = []
+    pending: list[Any] = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, _Text):
+            out.append(item.text)
+        elif isinstance(item, Mapping):
+            pending.append(_Text("}"))
+            entries = list(item.items())
+            for i in range(len(entries) - 1, -1, -1):
+                k, v = entries[i]
+                pending.append(v)
+                pending.append(_Text(("," if i else "") + json.dumps(str(k)) + ":"))
+            pending.append(_Text("{"))
+        elif isinstance(item, list | tuple):
+            pending.append(_Text("]"))
+            for i in range(len(item) - 1, -1, -1):
+                pending.append(item[i])
+                if i:
+                    pending.append(_Text(","))
+            pending.append(_Text("["))
+        elif isinstance(item, datetime):
+            out.append(json.dumps(item.isoformat()))
+        elif item is None or isinstance(item, str | bool | int | float):
+            out.append(json.dumps(item))
+        else:
+            out.append(json.dumps(repr(item)))
+    return "".join(out)
+
+
+def _reduced(letter: DeadLetter, reason: str) -> dict[str, Any]:
+    """The row as every database here takes it: the alert and target as escaped JSON text,
+    the reason in the error message, indexed text cut short, numbers within their columns."""
+
+    def uuid_of(value: str | None, fallback: uuid.UUID | None) -> uuid.UUID | None:
+        try:
+            return parse_id(str(value)) if value is not None else fallback
+        except ValueError:
+            return fallback
+
+    def short(text: str) -> str:
+        return _storable(text)[:MAX_INDEXED_CHARS]
+
+    job_id = uuid_of(letter.job_id, None) or uuid.uuid5(uuid.NAMESPACE_URL, f"job:{letter.job_id}")
+    replay_job_id = uuid_of(letter.replay_job_id, None)
+    replayed = bool(letter.replayed and letter.replayed_at is not None and replay_job_id is not None)
+    return {
+        "id": uuid_of(letter.id, None) or uuid.uuid4(),
+        "job_id": job_id,
+        "fingerprint": short(letter.fingerprint),
+        "target_name": short(letter.target_name),
+        "target_type": short(letter.target_type)[:32],
+        "enriched_alert": {
+            "stored_as_text": reason,
+            "job_id": short(str(letter.job_id)),
+            "text": _json_text(letter.enriched_alert),
+        },
+        "target_config": {"name": short(letter.target_name), "text": _json_text(letter.target_config)},
+        "error_message": _storable(f"{letter.error_message} (stored as text: {reason})"),
+        "error_type": ErrorType(letter.error_type).value,
+        "retry_count": min(max(int(letter.retry_count), 0), MAX_RETRY_COUNT),
+        "last_retry_at": letter.last_retry_at,
+        "priority": Priority(letter.priority).value,
+        "failed_at": letter.failed_at,
+        "replayed": replayed,
+        "replayed_at": letter.replayed_at if replayed else None,
+        "replay_result": letter.replay_result.value if letter.replay_result else None,
+        "replay_job_id": replay_job_id if replayed else None,
+        "replayed_from": uuid_of(letter.replayed_from, None),
+        "delivered_via": short(letter.delivered_via) if letter.delivered_via is not None else None,
+    }
+
+
+def _refusal(exc: Exception) -> str | None:
+    """Why the database refused this row, or None when it may take it later (unreachable,
+    busy) or the failure is not the row's (a bug, a missing table)."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        if exc.connection_invalidated:
+            return None
+        code = getattr(exc.orig, "pgcode", None)
+        if code:  # PostgreSQL answered: the class says whether it is this row
+            return f"SQLSTATE {code}" if code[:2] in REFUSING_SQLSTATE_CLASSES else None
+        if isinstance(exc, sa.exc.DataError | sa.exc.IntegrityError):  # SQLite
+            return type(exc.orig).__name__
+        return None
+    if isinstance(exc, sa.exc.StatementError):
+        # A value the driver could not even bind (a JSON encoder's ValueError or RecursionError).
+        return type(exc.orig).__name__ if exc.orig is not None else "unbindable value"
+    if isinstance(exc, RecursionError | OverflowError | ValueError):
+        return type(exc).__name__
+    return None
+
+
+def _finite_or_refused(value: Any) -> None:
+    """SQLite would store NaN and infinities as text no JSON reader takes: refuse them here
+    too, as PostgreSQL's jsonb does, so both keep the same reduced form."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            raise _Refused(f"a number that JSON cannot hold ({item})")
+        if isinstance(item, Mapping):
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def _letter(row: RowMapping) -> DeadLetter:
@@ -200,6 +366,23 @@ def _where(query: DLQFilter) -> list[sa.ColumnElement[bool]]:
     return clauses
 
 
+def _is_unreachable(exc: BaseException) -> bool:
+    """The database could not be asked (or could not answer now): the write waits and retries."""
+    if isinstance(exc, sa.exc.TimeoutError | sa.exc.InterfaceError):
+        return True
+    if isinstance(exc, sa.exc.DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+    return False
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailableError:
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return DatabaseUnavailableError("the dead-letter database connection was lost")
+    reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip().splitlines()
+    first = reason[0][:200] if reason else type(exc).__name__
+    return DatabaseUnavailableError(f"the dead-letter database cannot be reached: {first}")
+
+
 class SqlDeadLetterRepository:
     """``DeadLetterRepository`` over an SQLAlchemy engine (PostgreSQL in production, SQLite on
     a laptop). The table must exist: ``alembic upgrade head`` creates it."""
@@ -212,25 +395,50 @@ class SqlDeadLetterRepository:
         try:
             with self.engine.begin() as conn:
                 yield conn
-        except (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError) as exc:
-            reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip().splitlines()
-            raise DatabaseUnavailableError(
-                f"the dead-letter database cannot be reached: {reason[0][:200] if reason else type(exc).__name__}"
-            ) from exc
-        except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:
-                raise DatabaseUnavailableError("the dead-letter database connection was lost") from exc
-            raise
+        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+            if not _is_unreachable(exc):
+                raise
+            raise _unavailable(exc) from exc
 
     def write(self, letter: DeadLetter) -> bool:
+        """A row the database will not take as it is (too deep, too big for an index, a number
+        jsonb refuses, a value out of range) is stored reduced (``_reduced``), never lost and
+        never retried forever; an unreachable database is ``DatabaseUnavailableError``."""
+        try:
+            return self._insert(self._values(letter))
+        except _Refused as refused:
+            reason = refused.reason
+        log.warning(
+            "dead letter of job %s refused as it is (%s); storing the alert as text", letter.job_id, reason
+        )
+        try:
+            return self._insert(_reduced(letter, reason))
+        except _Refused as refused:
+            raise DatabaseUnavailableError(
+                f"the reduced dead letter was refused too: {refused.reason}"
+            ) from None
+
+    def _values(self, letter: DeadLetter) -> dict[str, Any]:
+        try:
+            ids = {
+                "id": parse_id(letter.id),
+                "job_id": parse_id(letter.job_id),
+                "replay_job_id": parse_id(letter.replay_job_id) if letter.replay_job_id else None,
+                "replayed_from": parse_id(letter.replayed_from) if letter.replayed_from else None,
+            }
+        except ValueError as exc:
+            raise _Refused(f"an id that is not a UUID ({exc})") from None
+        enriched_alert = _jsonable(letter.enriched_alert)
+        target_config = _jsonable(letter.target_config)
+        _finite_or_refused(enriched_alert)
+        _finite_or_refused(target_config)
         values: dict[str, Any] = {
-            "id": parse_id(letter.id),
-            "job_id": parse_id(letter.job_id),
+            **ids,
             "fingerprint": _storable(letter.fingerprint),
             "target_name": _storable(letter.target_name),
             "target_type": _storable(letter.target_type),
-            "enriched_alert": _jsonable(letter.enriched_alert),
-            "target_config": _jsonable(letter.target_config),
+            "enriched_alert": enriched_alert,
+            "target_config": target_config,
             "error_message": _storable(letter.error_message),
             "error_type": ErrorType(letter.error_type).value,
             "retry_count": letter.retry_count,
@@ -240,8 +448,6 @@ class SqlDeadLetterRepository:
             "replayed": letter.replayed,
             "replayed_at": letter.replayed_at,
             "replay_result": letter.replay_result.value if letter.replay_result else None,
-            "replay_job_id": parse_id(letter.replay_job_id) if letter.replay_job_id else None,
-            "replayed_from": parse_id(letter.replayed_from) if letter.replayed_from else None,
             "delivered_via": letter.delivered_via,
         }
         # Without them the database's clock fills them in.
@@ -249,10 +455,21 @@ class SqlDeadLetterRepository:
             values["created_at"] = letter.created_at
         if letter.updated_at is not None:
             values["updated_at"] = letter.updated_at
+        return values
+
+    def _insert(self, values: dict[str, Any]) -> bool:
         insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         stmt = insert(publishing_dlq).values(values).on_conflict_do_nothing(index_elements=["job_id"])
-        with self._begin() as conn:
-            return conn.execute(stmt).rowcount == 1
+        try:
+            with self.engine.begin() as conn:
+                return conn.execute(stmt).rowcount == 1
+        except (sa.exc.StatementError, RecursionError, OverflowError, ValueError) as exc:
+            reason = _refusal(exc)
+            if reason is not None:
+                raise _Refused(reason) from exc
+            if not _is_unreachable(exc):
+                raise
+            raise _unavailable(exc) from exc
 
     def read(self, query: DLQFilter, limit: int = 100, offset: int = 0) -> tuple[list[DeadLetter], int]:
         limit, offset = page_bounds(limit, offset)

@@ -1,8 +1,10 @@
-"""Firing-before-resolved ordering in memory."""
+"""Firing-before-resolved ordering in memory; its clock stands for Redis's."""
 
 from __future__ import annotations
 
-from publishing.ordering import Gate, GateDecision
+from collections.abc import Sequence
+
+from publishing.ordering import Gate, GateDecision, GateNote
 from publishing.testing.clock import FrozenClock
 
 
@@ -10,18 +12,26 @@ class InMemoryOrderGate:
     def __init__(self, clock: FrozenClock) -> None:
         self._clock = clock
         self._resolved_at: dict[tuple[str, str], float] = {}
+        self._firing_at: dict[tuple[str, str, str], float] = {}
         self._inflight: dict[tuple[str, str], tuple[str, float]] = {}
 
-    def note_resolved(self, target: str, fingerprint: str, submitted_at: float) -> None:
-        key = (target, fingerprint)
-        self._resolved_at[key] = max(self._resolved_at.get(key, float("-inf")), submitted_at)
+    def note(self, notes: Sequence[GateNote]) -> None:
+        now = self._clock()
+        for n in notes:
+            if n.firing:
+                self._firing_at.setdefault((n.target, n.fingerprint, n.job_id), now)
+            else:
+                key = (n.target, n.fingerprint)
+                self._resolved_at[key] = max(self._resolved_at.get(key, float("-inf")), now)
 
     def enter(
         self, target: str, fingerprint: str, job_id: str, firing: bool, submitted_at: float, lease_s: float
     ) -> GateDecision:
         key, now = (target, fingerprint), self._clock()
         if firing:
-            if self._resolved_at.get(key, float("-inf")) >= submitted_at:
+            noted = self._firing_at.get((target, fingerprint, job_id), submitted_at)
+            if self._resolved_at.get(key, float("-inf")) >= noted:
+                self._firing_at.pop((target, fingerprint, job_id), None)
                 return GateDecision(Gate.SUPERSEDED)
             self._inflight[key] = (job_id, now + lease_s)
             return GateDecision(Gate.GO)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
+from collections.abc import Mapping
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from typing import Any
 
 from publishing.testing.clock import FrozenClock
-from publishing.tracking import Claim, ClaimStatus, JobQuery, JobSnapshot, JobState
+from publishing.tracking import MESSAGE_FIELDS, Claim, ClaimStatus, JobQuery, JobSnapshot, JobState
 
 
 class InMemoryJobTracker:
@@ -20,27 +22,46 @@ class InMemoryJobTracker:
         self._seq = itertools.count()
         self._starts: dict[tuple[str, str], int] = {}
         self._capacity = capacity
+        # What is kept beside a snapshot: the job's message, its countdown, resends.
+        self.extra: dict[str, dict[str, Any]] = {}
 
     def _newest_first(self) -> list[JobSnapshot]:
         return [job for *_, job in sorted(self._jobs.values(), key=lambda e: e[:2], reverse=True)]
 
     def record(self, snapshot: JobSnapshot) -> None:
         self._jobs[snapshot.id] = (snapshot.submitted_at or 0.0, next(self._seq), snapshot)
+        self.extra[snapshot.id] = {}
         while len(self._jobs) > self._capacity:
             oldest = min(self._jobs.values(), key=lambda e: e[:2])[2]
             del self._jobs[oldest.id]
+            self.extra.pop(oldest.id, None)
 
-    def record_many(self, snapshots: list[JobSnapshot]) -> None:
+    def record_many(
+        self, snapshots: list[JobSnapshot], messages: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         for snapshot in snapshots:
             self.record(snapshot)
+            message = (messages or {}).get(snapshot.id)
+            if message and snapshot.id in self._jobs:
+                self.extra[snapshot.id]["message"] = copy.deepcopy(dict(message))
 
     def update(self, job_id: str, *, client: Any = None, **fields: Any) -> None:
-        unknown = set(fields) - {f.name for f in dataclass_fields(JobSnapshot)}
+        unknown = set(fields) - {f.name for f in dataclass_fields(JobSnapshot)} - set(MESSAGE_FIELDS)
         if unknown:
             raise ValueError(f"unknown tracking field {sorted(unknown)[0]!r}")
         if job_id in self._jobs:
+            extra = {k: fields.pop(k) for k in MESSAGE_FIELDS if k in fields}
+            for name, value in extra.items():
+                if value in (None, ""):
+                    self.extra[job_id].pop(name, None)
+                else:
+                    self.extra[job_id][name] = copy.deepcopy(value)
             submitted, seq, job = self._jobs[job_id]
             self._jobs[job_id] = (submitted, seq, replace(job, **fields))
+
+    def message(self, job_id: str) -> dict[str, Any] | None:
+        found = self.extra.get(job_id, {}).get("message")
+        return copy.deepcopy(dict(found)) if found else None
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
         self.update(job_id, state=JobState.PROCESSING, started_at=started_at)

@@ -430,3 +430,38 @@ def test_an_unreachable_database_is_reported_as_unavailable(unavailable: DeadLet
     for call in _every_call(unavailable):
         with pytest.raises(DatabaseUnavailableError):
             call()
+
+
+# --- rows a database would refuse ---------------------------------------------------------
+
+
+def _deep(depth: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(depth):
+        node["m"] = {}
+        node = node["m"]
+    return root
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"enriched_alert": {"alert": {"enrichment_metadata": _deep(3_000)}}}, id="deep"),
+        pytest.param({"enriched_alert": {"alert": {"score": float("nan")}}}, id="nan"),
+        pytest.param(
+            {"fingerprint": "".join(chr(0x4E00 + i * 7919 % 20000) for i in range(4_000))}, id="long"
+        ),
+    ],
+)
+def test_any_letter_is_written_once_and_found(repo: DeadLetterRepository, overrides: dict[str, Any]) -> None:
+    """Whatever a job carried, its row is stored (SQL keeps what it cannot store as text)."""
+    letter = make_letter(**overrides)
+
+    assert repo.write(letter) is True
+    assert repo.write(letter) is False
+
+    stored = repo.get(letter.id)
+    assert stored.job_id == letter.job_id
+    assert stored.error_type is letter.error_type
+    assert repo.read(DLQFilter(target="ops-webhook"))[1] == 1

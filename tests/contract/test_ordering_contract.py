@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from publishing.adapters.redis.ordering import RedisOrderGate
-from publishing.ordering import Gate, GateDecision, OrderGate
+from publishing.ordering import Gate, GateDecision, GateNote, OrderGate
 from publishing.testing import InMemoryOrderGate
 from tests.contract.conftest import TOLERANCE_S, Backend
 
@@ -20,20 +20,58 @@ def gate(backend: Backend) -> OrderGate:
     return InMemoryOrderGate(backend.clock)
 
 
-def test_a_firing_job_goes_when_no_resolve_came_after_it(gate) -> None:
-    gate.note_resolved(TARGET, FP, 5.0)
-    assert gate.enter(TARGET, FP, "fire", True, 6.0, 1.0) == GateDecision(Gate.GO)
+def resolve(target: str = TARGET, fingerprint: str = FP) -> GateNote:
+    return GateNote(target, fingerprint, "resolve", firing=False)
 
 
-@pytest.mark.parametrize("resolved_at", [10.0, 10.5], ids=["same-instant", "later"])
-def test_a_resolve_submitted_at_or_after_a_firing_job_supersedes_it(gate, resolved_at: float) -> None:
-    gate.note_resolved(TARGET, FP, resolved_at)
-    gate.note_resolved(TARGET, FP, 1.0)  # an older resolve never moves the mark back
-    assert gate.enter(TARGET, FP, "fire", True, 10.0, 1.0) == GateDecision(Gate.SUPERSEDED)
+def firing(job_id: str = "fire", target: str = TARGET, fingerprint: str = FP) -> GateNote:
+    return GateNote(target, fingerprint, job_id, firing=True)
 
 
-def test_resolves_are_per_target_and_fingerprint(gate) -> None:
-    gate.note_resolved(TARGET, FP, 10.0)
+# ``submitted_at`` below is what an API host's clock said: the gate must not care.
+SKEWED_AHEAD, SKEWED_BEHIND = 1e10, 1.0
+
+
+def test_a_firing_job_goes_when_no_resolve_came_after_it(gate, backend) -> None:
+    gate.note([resolve()])
+    backend.advance(0.01)
+    gate.note([firing()])
+    # Its API host's clock ran far behind the resolve's: no matter.
+    assert gate.enter(TARGET, FP, "fire", True, SKEWED_BEHIND, 1.0) == GateDecision(Gate.GO)
+
+
+def test_a_resolve_noted_after_a_firing_job_supersedes_it_whatever_the_api_clocks(gate, backend) -> None:
+    gate.note([firing()])
+    backend.advance(0.01)
+    gate.note([resolve()])
+    # The firing's API host's clock ran far ahead of the resolve's: no matter.
+    assert gate.enter(TARGET, FP, "fire", True, SKEWED_AHEAD, 1.0) == GateDecision(Gate.SUPERSEDED)
+
+
+def test_a_firing_job_keeps_its_first_note(gate, backend) -> None:
+    gate.note([firing()])
+    backend.advance(0.01)
+    gate.note([resolve()])
+    backend.advance(0.01)
+    gate.note([firing()])  # tracked again under the same id (a claim taken over)
+    assert gate.enter(TARGET, FP, "fire", True, SKEWED_AHEAD, 1.0).gate is Gate.SUPERSEDED
+
+
+def test_a_resolve_in_the_same_batch_as_a_firing_supersedes_it(gate) -> None:
+    gate.note([firing(), resolve()])
+    assert gate.enter(TARGET, FP, "fire", True, SKEWED_AHEAD, 1.0).gate is Gate.SUPERSEDED
+
+
+def test_a_firing_job_never_noted_is_compared_by_its_submission_time(gate) -> None:
+    gate.note([resolve()])
+    assert gate.enter(TARGET, FP, "old", True, SKEWED_BEHIND, 1.0).gate is Gate.SUPERSEDED
+    assert gate.enter(TARGET, FP, "old", True, SKEWED_AHEAD, 1.0).gate is Gate.GO
+
+
+def test_resolves_are_per_target_and_fingerprint(gate, backend) -> None:
+    gate.note([firing("a", target="slack"), firing("b", fingerprint="fp-2")])
+    backend.advance(0.01)
+    gate.note([resolve()])
     assert gate.enter("slack", FP, "a", True, 5.0, 1.0).gate is Gate.GO
     assert gate.enter(TARGET, "fp-2", "b", True, 5.0, 1.0).gate is Gate.GO
 

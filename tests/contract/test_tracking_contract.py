@@ -196,3 +196,50 @@ def test_mark_started_counts_an_untracked_job_without_tracking_it(tracker) -> No
     assert ids(tracker.list(JobQuery())) == ([], 0)
     assert ids(tracker.list(JobQuery(state=JobState.PROCESSING))) == ([], 0)
     assert only(tracker.count_by_state()) == {}
+
+
+# --- the message kept with a job, for the reconciler (docs/design.md (Reconciler)) ---
+
+MESSAGE = {"job_id": "m", "target": "pd", "priority": "high", "alert": {"alert": {"labels": {"a": "ü"}}}}
+
+
+def test_a_job_recorded_with_its_message_reads_it_back(tracker) -> None:
+    tracker.record_many([snapshot("m", 1.0), snapshot("n", 2.0)], {"m": MESSAGE})
+    assert tracker.message("m") == MESSAGE
+    assert tracker.message("n") is None
+    assert tracker.message("ghost") is None
+
+
+def test_a_retry_replaces_the_message_and_a_finished_job_keeps_none(tracker) -> None:
+    tracker.record_many([snapshot("m", 1.0)], {"m": MESSAGE})
+    retried = {**MESSAGE, "retries": 1}
+    tracker.update("m", state=JobState.RETRYING, message=retried, wait_s=2.5)
+    assert tracker.message("m") == retried
+    assert tracker.get("m").state is JobState.RETRYING
+    tracker.update("m", state=JobState.SUCCEEDED, message=None)
+    assert tracker.message("m") is None
+    assert tracker.get("m").state is JobState.SUCCEEDED
+
+
+def test_the_message_never_shows_in_a_snapshot(tracker) -> None:
+    tracker.record_many([snapshot("m", 1.0)], {"m": MESSAGE})
+    (job,), _ = tracker.list(JobQuery())
+    assert "message" not in job.to_dict()
+    assert job == tracker.get("m")
+
+
+@pytest.mark.redis
+def test_redis_keeps_when_each_entry_last_changed_on_its_own_clock(backend) -> None:
+    if not backend.is_redis:
+        pytest.skip("the in-memory tracker keeps no time")
+    tracker = RedisJobTracker(backend.redis, prefix="t", capacity=100, ttl_s=60)
+    tracker.record_many([snapshot("m", 1.0), snapshot("d", 2.0)], {"m": MESSAGE})
+    tracker.update("d", state=JobState.DEFERRED, wait_s=3)
+    seconds, micros = backend.redis.time()
+    now = seconds + micros / 1e6
+    entries = {e["id"]: e for e in tracker.entries_in([JobState.QUEUED, JobState.DEFERRED])}
+    assert set(entries) == {"m", "d"}
+    assert entries["m"]["has_message"] and not entries["d"]["has_message"]
+    assert entries["d"]["wait_s"] == "3"
+    assert all(abs(now - float(e["updated_at"])) < 1 for e in entries.values())
+    assert tracker.tracked(["m", "ghost"]) == {"m"}

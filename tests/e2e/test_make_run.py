@@ -1,6 +1,6 @@
 """``make run`` as a newcomer runs it: with nothing but redis-server installed it starts a
-private Redis, migrates, serves the API, delivers an alert, and stops every process on
-SIGTERM."""
+private Redis, migrates, serves the API behind an admin token it keeps in ``var/api-token``,
+delivers an alert, and stops every process on SIGTERM."""
 
 from __future__ import annotations
 
@@ -69,8 +69,14 @@ def test_make_run_serves_delivers_and_stops_cleanly(tmp_path: Path) -> None:
             base = f"http://127.0.0.1:{api_port}"
             wait_until(lambda: _status(base + "/readyz") == 200, 90, 0.5)
             started = descendants(make.pid)
+            token_file = tmp_path / "api-token"
+            assert token_file.stat().st_mode & 0o777 == 0o600
+            token = token_file.read_text().strip()
+            payload = alertmanager_payload(am_alert("FromMakeRun"))
+            refused = requests.post(base + "/webhook", json=payload, timeout=5)
+            assert refused.status_code == 401, refused.text
             response = requests.post(
-                base + "/webhook", json=alertmanager_payload(am_alert("FromMakeRun")), timeout=5
+                base + "/webhook", json=payload, headers={"Authorization": f"Bearer {token}"}, timeout=5
             )
             assert response.status_code == 202, response.text
             (job,) = response.json()["jobs"]
@@ -88,6 +94,8 @@ def test_make_run_serves_delivers_and_stops_cleanly(tmp_path: Path) -> None:
             assert [p for p in started if alive(p)] == []
             output = (tmp_path / "run.log").read_text()
             assert "starting a private redis-server" in output
+            assert f"API token (admin) in {token_file}" in output
+            assert token not in output
             assert "stopped" in output
         finally:
             if make.poll() is None:

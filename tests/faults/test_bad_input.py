@@ -270,8 +270,9 @@ def api_client(fresh_redis: str, dlq_database_url: str, tmp_path: Path) -> Itera
         tmp_path / "targets.yaml", [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/"}]
     )
     settings_ = Settings.from_env(
-        {"REDIS_URL": fresh_redis, "DATABASE_URL": dlq_database_url, "PUBLISHING_TARGETS": str(targets)}
-    )
+        {"REDIS_URL": fresh_redis, "DATABASE_URL": dlq_database_url, "PUBLISHING_TARGETS": str(targets),
+         "PUBLISHING_INSECURE_NO_AUTH": "1"}
+    )  # fmt: skip
     app = create_app(settings_)
     with app.test_client() as client:
         yield client

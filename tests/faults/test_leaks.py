@@ -3,7 +3,8 @@ rows, tracking entries or Flower).
 
 Targets carry recognisable secrets of every kind: a PagerDuty routing key, a webhook bearer
 token, signing secret and credential-like header, a basic-auth password, Slack webhook URLs
-(the path is the secret, the host is not) and a Rootly API token. The targets echo what they
+(the path is the secret, the host is not), a webhook URL with a token in its path and a
+signature in its query, and a Rootly API token. The targets echo what they
 receive back in their error bodies, as some providers do. Every path is driven: delivery,
 retries, permanent failures, an open breaker and deferral, the DLQ, replays through the API,
 API errors, test alerts, and every read endpoint; then every response body, every log line
@@ -51,6 +52,11 @@ SLACK_PATH = f"/services/T0LEAK1/B0LEAK2/{SLACK_TOKEN}"
 SLACK_DOWN_TOKEN = "SLACKDOWNLEAKq77Zk"
 SLACK_DOWN_PATH = f"/services/T0LEAK3/B0LEAK4/{SLACK_DOWN_TOKEN}"
 DOWN_BEARER = "bearer-LEAK-DOWN-0c4f11"
+# A generic incoming webhook with its credential in the path and the query, as Teams, Discord
+# and Google Chat have it.
+HOOK_PATH_TOKEN = "HOOKLEAKpathT0KEN4e1d"
+HOOK_QUERY_SIG = "HOOKLEAKqueryS1G9c2b"
+HOOK_PATH = f"/webhooks/774411/{HOOK_PATH_TOKEN}?sig={HOOK_QUERY_SIG}"
 ADMIN_TOKEN = "admin-LEAK-API-T0KEN-5a5a5a5a"
 WRONG_TOKEN = "wrong-LEAK-API-T0KEN-6b6b6b6b"
 FLOWER_AUTH = ("flower", "flower-test-password")
@@ -70,6 +76,10 @@ NEEDLES = {
     "down slack webhook token": SLACK_DOWN_TOKEN,
     "down slack webhook ids": "T0LEAK3/B0LEAK4",
     "down webhook bearer_token": DOWN_BEARER,
+    "webhook URL path and query": HOOK_PATH,
+    "webhook URL path token": HOOK_PATH_TOKEN,
+    "webhook URL query signature": HOOK_QUERY_SIG,
+    "webhook URL path": "webhooks/774411",
     "API admin token": ADMIN_TOKEN,
     "API token presented by a wrong caller": WRONG_TOKEN,
 }
@@ -116,7 +126,7 @@ def _configs(servers: dict[str, FaultTarget]) -> list[dict[str, Any]]:
     return [
         {"name": "pd", "type": "pagerduty", "url": servers["pd"].url + "/v2/enqueue", "routing_key": PD_KEY,
          "rate_limit": False},
-        {"name": "hook", "type": "webhook", "url": servers["hook"].url + "/alerts", "bearer_token": BEARER,
+        {"name": "hook", "type": "webhook", "url": servers["hook"].url + HOOK_PATH, "bearer_token": BEARER,
          "signing_secret": SIGNING, "headers": {"X-Api-Key": HEADER_SECRET, "X-Team": "ops"}},
         {"name": "hook-basic", "type": "webhook", "format": "alertmanager", "url": servers["hook-basic"].url,
          "basic_auth": {"username": BASIC_USER, "password": BASIC_PW}},
@@ -345,7 +355,15 @@ def test_no_secret_shows_anywhere_after_every_path(
             for t in targets.values()
             for h in t.snapshot()
         )
-        in_use = [PD_KEY, BEARER, HEADER_SECRET, NEEDLES["basic_auth header"], ROOTLY_TOKEN, SLACK_PATH]
+        in_use = [
+            PD_KEY,
+            BEARER,
+            HEADER_SECRET,
+            NEEDLES["basic_auth header"],
+            ROOTLY_TOKEN,
+            SLACK_PATH,
+            HOOK_PATH,
+        ]
         assert all(secret in sent for secret in in_use), "a secret never reached its target"
         assert any("(decoded)" in where and "job_id" in text for where, text in corpus.texts)
         logs = rig.fleet.logs()

@@ -309,7 +309,10 @@ def test_stats_targets_breakers_and_a_test_alert(stack, targets) -> None:
 def test_readyz_is_ok_with_redis_and_the_database(stack) -> None:
     _, server = stack
     response = requests.get(server.url + "/readyz", timeout=10)
-    assert (response.status_code, response.json()) == (200, {"redis": "ok", "database": "ok"})
+    assert (response.status_code, response.json()) == (
+        200,
+        {"redis": "ok", "database": "ok", "auth": "tokens"},
+    )
 
 
 def closed_port() -> int:

@@ -154,3 +154,86 @@ def test_a_plain_postgresql_url_gets_psycopg2() -> None:
         assert engine.dialect.driver == "psycopg2"
     finally:
         engine.dispose()
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    root: dict[str, Any] = {}
+    node = root
+    for _ in range(depth):
+        node["k"] = {}
+        node = node["k"]
+    return root
+
+
+def _incompressible(chars: int) -> str:
+    # A btree entry is compressed before its size is checked: text that does not compress.
+    return "".join(chr(0x4E00 + (i * 7919) % 20000) for i in range(chars))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        pytest.param({"enriched_alert": {"alert": _nested(5_000)}}, "nested more than", id="too-deep"),
+        pytest.param(
+            {"enriched_alert": {"v": float("nan"), "w": [float("inf")]}}, "JSON cannot hold", id="nan"
+        ),
+        pytest.param({"fingerprint": _incompressible(5_000)}, "", id="index-row-too-big"),
+        pytest.param({"retry_count": 10**12}, "", id="integer-out-of-range"),
+        pytest.param({"retry_count": -1}, "", id="check-constraint"),
+        pytest.param({"target_type": "t" * 100}, "", id="text-longer-than-its-column"),
+        pytest.param({"job_id": "not-a-uuid"}, "not a UUID", id="id-not-a-uuid"),
+    ],
+)
+def test_a_row_the_database_refuses_is_stored_reduced(
+    engine: Engine, overrides: dict[str, Any], reason: str
+) -> None:
+    """Each refusal (of ours or the database's) ends as one row holding the alert as escaped
+    text and the reason: never lost, never an endless retry, never 'database unreachable'."""
+    repo = SqlDeadLetterRepository(engine)
+    letter = make_letter(**overrides)
+
+    assert repo.write(letter) is True
+    assert repo.write(letter) is False  # idempotent on the job, reduced or not
+
+    stored = repo.get(letter.id) if overrides.get("job_id") is None else repo.read(DLQFilter())[0][0]
+    alert = stored.enriched_alert
+    if "text" in alert:  # the reduced form (SQLite takes some of these as they are)
+        assert "stored as text" in stored.error_message and reason in alert["stored_as_text"]
+        assert alert["text"].isascii() and alert["text"].startswith("{")
+        assert len(stored.fingerprint) <= 255
+        assert 0 <= stored.retry_count < 2**31
+    else:
+        assert engine.dialect.name == "sqlite"
+
+
+def test_a_deep_alert_is_kept_whole_as_text(engine: Engine) -> None:
+    repo = SqlDeadLetterRepository(engine)
+    deep = {"alert": {"enrichment_metadata": _nested(800)}, "nul": "a\x00b\ud800"}
+    letter = make_letter(enriched_alert=deep)
+
+    repo.write(letter)
+
+    text = repo.get(letter.id).enriched_alert["text"]
+    assert text.count('{"k":') == 800
+    assert '"nul":"a\\u0000b\\ud800"' in text
+
+
+def test_an_unreachable_database_is_not_taken_for_a_refusal() -> None:
+    engine = create_engine_for(UNREACHABLE_POSTGRES_URL)
+    try:
+        with pytest.raises(DatabaseUnavailableError):
+            SqlDeadLetterRepository(engine).write(make_letter(enriched_alert={"alert": _nested(5_000)}))
+    finally:
+        engine.dispose()
+
+
+def test_the_storable_forms_recurse_at_no_depth() -> None:
+    from publishing.adapters import sql
+
+    shallow = _nested(sql.MAX_STORED_DEPTH - 1)
+    assert sql._jsonable(shallow) == shallow
+    with pytest.raises(sql._Refused):
+        sql._jsonable(_nested(100_000))
+    text = sql._json_text([_nested(100_000), ("\ud800", NOW, None, 1.5, True)])
+    assert text.startswith('[{"k":{"k":')
+    assert text.endswith('}},["\\ud800","' + NOW.isoformat() + '",null,1.5,true]]')

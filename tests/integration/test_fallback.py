@@ -82,3 +82,39 @@ def test_a_high_job_that_fails_for_good_goes_to_the_fallback(
             assert row.error_type is ErrorType.PERMANENT
         finally:
             pipeline.close()
+
+
+def test_a_page_arriving_just_after_its_target_tripped_waits_only_for_its_fallback(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    # The target tripped 2 s before the page came in; its fallback is due 1 s later, its
+    # breaker half-opens only after 30 s. The page must not wait for the breaker.
+    with HttpTarget([Reply(503)]) as primary, HttpTarget() as backup:
+        targets = [
+            {"name": "primary", "type": "webhook", "url": primary.url, "fallback": ["backup"],
+             "fallback_after_s": FALLBACK_AFTER_S},
+            {"name": "backup", "type": "webhook", "url": backup.url},
+        ]  # fmt: skip
+        pipeline = Pipeline(
+            tmp_path,
+            fresh_redis,
+            dlq_database_url,
+            targets,
+            PUBLISHING_BREAKER_FAILURE_THRESHOLD="1",
+            PUBLISHING_BREAKER_OPEN_TIMEOUT_S="30",
+            PUBLISHING_MAX_RETRIES="30",
+        )
+        try:
+            pipeline.worker(concurrency=2)
+            pipeline.submit(alerts(am_alert("Tripper", severity="warning")), ["primary"])
+            primary.wait_for(1, timeout_s=20)
+            tripped = time.monotonic()
+            time.sleep(2.0)
+            (page,) = pipeline.submit(alerts(am_alert("PageMe", severity="critical")), ["primary"]).jobs
+            snapshot = pipeline.wait_state(page.id, JobState.SUCCEEDED, timeout_s=15)
+            # Its fallback was due 3 s after the trip; 30 s would be the breaker's half-open.
+            assert time.monotonic() - tripped < 10
+            assert snapshot.delivered_via == "backup"
+            assert [r.json()["alert_name"] for r in primary.received] == ["Tripper"]
+        finally:
+            pipeline.close()

@@ -170,3 +170,69 @@ def _scrape(port: int) -> str | None:
         return requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except requests.RequestException:
         return None
+
+
+def _series_present(text: str, target: str) -> None:
+    found = samples(text)
+    for name, labels in [
+        ("dlq_replays_total", {"target": target, "result": "success"}),
+        ("dlq_replays_total", {"target": target, "result": "failed"}),
+        ("dlq_writes_total", {"target": target, "error_type": "permanent"}),
+        ("dedup_hits_total", {"target": target}),
+        ("retry_attempts_total", {"target": target, "error_type": "transient"}),
+        ("jobs_processed_total", {"target": target, "state": "succeeded"}),
+        ("deferrals_total", {"target": target, "reason": "open"}),
+        ("attempts_total", {"target": target, "attempt": "6+", "outcome": "failure"}),
+        ("queue_submissions_total", {"priority": "low", "result": "duplicate"}),
+        ("job_wait_time_seconds_count", {"priority": "high"}),
+    ]:
+        key = (f"{metrics.NS}_{name}", frozenset(labels.items()))
+        assert key in found, f"{name}{labels} is missing"
+        assert found[key] == 0.0, (name, labels)
+
+
+def test_a_fresh_worker_and_api_show_every_series_at_zero(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    from api import create_app
+    from tests.support.fleet import write_targets
+
+    multiproc = tmp_path / "prom"
+    multiproc.mkdir()
+    port = free_port()
+    targets = [
+        {"name": "x", "type": "webhook", "url": "http://127.0.0.1:9/x", "fallback": ["y"]},
+        {"name": "y", "type": "webhook", "url": "http://127.0.0.1:9/y"},
+    ]
+    pipeline = Pipeline(
+        tmp_path,
+        fresh_redis,
+        dlq_database_url,
+        targets,
+        PROMETHEUS_MULTIPROC_DIR=str(multiproc),
+        PUBLISHING_WORKER_METRICS_PORT=str(port),
+        PUBLISHING_API_TOKENS="reader:metrics-reader-token-0001",
+    )
+    try:
+        pipeline.worker(concurrency=1)
+        worker_text = wait_until(lambda: _scrape(port), 10)
+        _series_present(worker_text, "x")
+        _series_present(worker_text, "y")
+        assert value(samples(worker_text), "fallback_reroutes_total", target="x", via="y") == 0.0
+        assert 'fallback_reroutes_total{target="x",via="y"} 0.0' in worker_text
+
+        api = create_app(pipeline.settings).test_client()
+        api_text = api.get("/metrics").get_data(as_text=True)
+        _series_present(api_text, "x")
+        assert f'{metrics.NS}_dlq_replays_total{{result="success",target="x"}} 0.0' in api_text
+
+        # A target added by a reload has its series from the next scrape on, in both.
+        write_targets(
+            pipeline.targets_file, [*targets, {"name": "z", "type": "webhook", "url": "http://127.0.0.1:9/z"}]
+        )
+        wait_until(lambda: 'target="z"' in api.get("/metrics").get_data(as_text=True), 10, 0.3)
+        _series_present(api.get("/metrics").get_data(as_text=True), "z")
+        wait_until(lambda: 'target="z"' in (_scrape(port) or ""), 10, 0.3)
+        _series_present(_scrape(port) or "", "z")
+    finally:
+        pipeline.close()

@@ -11,6 +11,7 @@ import json
 import logging
 import socket
 import time
+import zlib
 from collections.abc import Iterator
 from email.utils import formatdate
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import requests
 
-from publishing.adapters.http import HttpPublisher
+from publishing.adapters.http import READ_CHUNK_BYTES, RESPONSE_EXCERPT_BYTES, HttpPublisher
 from publishing.alert import EnrichedAlert, parse_enriched
 from publishing.delivery import Receipt
 from publishing.errors import (
@@ -386,6 +387,103 @@ def test_a_long_error_body_is_cut_short(server: HttpTarget) -> None:
     error = publish_failing(server, Reply(status=500, body="x" * 100_000))
     assert str(error).count("x") <= 200
     assert len(str(error)) < 300
+
+
+# --- what a target answers is read bounded, within the attempt's deadline -------------------
+
+MiB = 1024 * 1024
+
+
+class CountingSession(requests.Session):
+    """A real session that counts the body bytes the publisher pulls from each response."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body_bytes_read = 0
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        response = super().request(method, url, *args, **kwargs)
+        raw = response.raw
+        for name in ("read", "read1"):
+            original = getattr(raw, name)
+
+            def counted(*a: Any, _original: Any = original, **k: Any) -> bytes:
+                data: bytes = _original(*a, **k)
+                self.body_bytes_read += len(data or b"")
+                return data
+
+            setattr(raw, name, counted)
+        return response
+
+
+def endless(piece: bytes, limit_bytes: int) -> Any:
+    """Pieces without end (up to a safety limit, so a publisher that reads everything finishes)."""
+
+    def pieces() -> Iterator[bytes]:
+        for _ in range(limit_bytes // len(piece)):
+            yield piece
+
+    return pieces
+
+
+def gzip_bomb(decompressed_bytes: int) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: the gzip container
+    block = b"B" * MiB
+    compressed = [compressor.compress(block) for _ in range(decompressed_bytes // MiB)]
+    return b"".join(compressed) + compressor.flush()
+
+
+def test_a_200_with_an_endless_body_is_delivered_after_reading_at_most_the_cap() -> None:
+    reply = Reply(200, pieces=endless(b"x" * 65_536, 256 * MiB))
+    session = CountingSession()
+    with HttpTarget([reply]) as server:
+        receipt = make_publisher(session).publish(
+            make_target("webhook-bearer", server.url), make_alert(), JOB_ID
+        )
+        streamed = server.wait_for_stream()
+    assert receipt.status_code == 200
+    assert session.body_bytes_read <= RESPONSE_EXCERPT_BYTES + READ_CHUNK_BYTES
+    # The client hung up long before the end: the server could not push the rest.
+    assert streamed.client_closed
+    assert streamed.sent_bytes < 16 * MiB
+
+
+def test_a_gzip_bomb_in_an_error_body_is_never_decompressed() -> None:
+    bomb = gzip_bomb(1024 * MiB)
+    chunks = [bomb[i : i + 65_536] for i in range(0, len(bomb), 65_536)]
+    reply = Reply(
+        500,
+        headers={"Content-Encoding": "gzip", "Content-Type": "text/plain"},
+        pieces=lambda: iter(chunks),
+    )
+    session = CountingSession()
+    with HttpTarget([reply]) as server:
+        with pytest.raises(TransientPublishError) as caught:
+            make_publisher(session).publish(make_target("webhook-bearer", server.url), make_alert(), JOB_ID)
+        server.wait_for_stream()
+    message = str(caught.value)
+    assert caught.value.status_code == 500
+    assert message.startswith("HTTP 500 from target 'webhook-bearer-t'")
+    assert "BBBB" not in message
+    assert len(message) < 300
+    assert session.body_bytes_read <= RESPONSE_EXCERPT_BYTES + READ_CHUNK_BYTES
+
+
+def test_a_body_trickling_past_the_timeout_ends_the_attempt_as_a_timeout() -> None:
+    # One byte every 0.2 s of a 100-byte body: every read succeeds well within the socket's
+    # read timeout, yet the attempt must end at its 1 s deadline.
+    reply = Reply(
+        200, headers={"Content-Length": "100"}, pieces=lambda: iter([b"."] * 100), piece_interval_s=0.2
+    )
+    with HttpTarget([reply]) as server:
+        target = make_target("webhook-bearer", server.url, timeout_s=1.0)
+        with pytest.raises(TransientPublishError) as caught:
+            make_publisher().publish(target, make_alert(), JOB_ID)
+        streamed = server.wait_for_stream()
+    assert "timed out" in str(caught.value)
+    assert caught.value.status_code is None
+    assert streamed.client_closed
+    assert streamed.sent_bytes < 100
 
 
 # --- secrets --------------------------------------------------------------------------------

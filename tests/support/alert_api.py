@@ -8,6 +8,7 @@ payload again after a 5xx or a refused connection; only what a 202 accepted is c
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -29,6 +30,8 @@ class ApiThread:
     def __init__(self, settings: Settings) -> None:
         from api import create_app
 
+        if not settings.api_tokens:  # a test API on loopback, called without tokens
+            settings = dataclasses.replace(settings, insecure_no_auth=True)
         self.app = create_app(settings)
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self._server.server_port}"
@@ -45,11 +48,14 @@ class GunicornApi:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = open(log_path, "ab")  # noqa: SIM115
+        env = {**os.environ, **env}
+        if not env.get("PUBLISHING_API_TOKENS"):  # a test API on loopback, called without tokens
+            env["PUBLISHING_INSECURE_NO_AUTH"] = "1"
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "api.wsgi:app", "-b", f"127.0.0.1:{self.port}",
              "-w", str(workers), "--threads", "4"],
             cwd=ROOT,
-            env={**os.environ, **env},
+            env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip

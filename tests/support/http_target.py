@@ -2,14 +2,18 @@
 
 It records every request (with its arrival time) and answers from a script: a list of
 responses used in order, the last one repeating. A response may delay, hang past the
-client's timeout, or the server may refuse connections altogether (``stop()``).
+client's timeout, stream a body piece by piece (endless, trickling, a gzip bomb) while
+recording how much of it went out before the client hung up, or the server may refuse
+connections altogether (``stop()``).
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +25,19 @@ class Reply:
     body: str = '{"status":"success"}'
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    # A body written piece by piece instead of ``body``, a pause before each piece, until the
+    # pieces run out or the client hangs up; without a Content-Length in ``headers`` the body
+    # ends when the connection closes.
+    pieces: Callable[[], Iterable[bytes]] | None = None
+    piece_interval_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Streamed:
+    """How a streamed body went: bytes the server wrote, and whether the client hung up first."""
+
+    sent_bytes: int
+    client_closed: bool
 
 
 @dataclass(frozen=True)
@@ -40,6 +57,7 @@ class HttpTarget:
         self._replies = list(replies or [Reply()])
         self._lock = threading.Lock()
         self.received: list[Received] = []
+        self.streamed: list[Streamed] = []
         self.in_flight = 0
         self.max_in_flight = 0
         target = self
@@ -59,6 +77,9 @@ class HttpTarget:
                 try:
                     if reply.delay_s:
                         time.sleep(reply.delay_s)
+                    if reply.pieces is not None:
+                        self._stream(reply)
+                        return
                     payload = reply.body.encode()
                     self.send_response(reply.status)
                     for name, value in reply.headers.items():
@@ -71,6 +92,31 @@ class HttpTarget:
                     pass
                 finally:
                     target._leave()
+
+            def _stream(self, reply: Reply) -> None:
+                # A small send buffer, so what the server counts as sent is close to what
+                # the client took, not what the kernel held for it.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16_384)
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if "content-length" not in {name.lower() for name in reply.headers}:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                sent, closed = 0, False
+                try:
+                    for piece in reply.pieces():  # type: ignore[misc]
+                        if reply.piece_interval_s:
+                            time.sleep(reply.piece_interval_s)
+                        self.wfile.write(piece)
+                        self.wfile.flush()
+                        sent += len(piece)
+                except (BrokenPipeError, ConnectionResetError):
+                    closed = True
+                self.close_connection = True
+                with target._lock:
+                    target.streamed.append(Streamed(sent, closed))
 
             do_POST = do_PUT = do_GET = _handle
 
@@ -107,6 +153,16 @@ class HttpTarget:
                     return list(self.received)
             time.sleep(0.01)
         raise AssertionError(f"expected {count} requests, got {len(self.received)} in {timeout_s} s")
+
+    def wait_for_stream(self, timeout_s: float = 30.0) -> Streamed:
+        """The outcome of the first streamed body, once the server has stopped writing it."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if self.streamed:
+                    return self.streamed[0]
+            time.sleep(0.01)
+        raise AssertionError(f"no streamed body finished in {timeout_s} s")
 
     def stop(self) -> None:
         """Stop serving: later connections are refused."""

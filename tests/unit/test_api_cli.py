@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -134,11 +135,35 @@ def test_an_api_error_exits_non_zero_with_its_message(run: Run) -> None:
     assert "target_not_found, HTTP 404" in err
 
 
-def test_without_a_token_the_api_says_so(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_token_the_api_says_so(run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("PUBLISHING_API_TOKEN")
+    monkeypatch.chdir(tmp_path)
     code, _, err = run("queue", "status")
     assert code == 1
     assert "a bearer token is required" in err
+
+
+def test_the_token_make_run_keeps_in_var_is_used(
+    run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PUBLISHING_API_TOKEN")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "api-token").write_text(TOKENS["admin"] + "\n")
+    code, _, err = run("queue", "status")
+    assert code == 0, err
+
+
+def test_the_environment_token_comes_before_the_file(
+    run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("PUBLISHING_API_TOKEN", TOKENS["reader"])
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "api-token").write_text(TOKENS["admin"])
+    code, _, err = run("dlq", "purge", "--older-than", "7d")
+    assert code == 1
+    assert "HTTP 403" in err
 
 
 def test_an_unreachable_api_exits_3(run: Run, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,6 +245,22 @@ def test_purge(run: Run, mem: InMemoryApi, now: datetime) -> None:
     code, _, err = run("dlq", "purge", "--older-than", "a week")
     assert code == 1
     assert "older_than" in err
+
+
+def test_purge_below_an_hour_needs_force(run: Run, mem: InMemoryApi, now: datetime) -> None:
+    mem.dead_letters.write(letter(now, age=timedelta(minutes=10)))
+    code, _, err = run("dlq", "purge", "--older-than", "5m")
+    assert code == 1
+    assert "force" in err
+    assert mem.dead_letters.stats().total == 1
+    code, out, _ = run("-o", "json", "dlq", "purge", "--older-than", "5m", "--dry-run")
+    assert code == 0
+    assert json.loads(out)["would_delete"] == 1
+    assert mem.dead_letters.stats().total == 1
+    code, out, _ = run("-o", "json", "dlq", "purge", "--older-than", "5m", "--force")
+    assert code == 0
+    assert json.loads(out)["deleted_count"] == 1
+    assert mem.dead_letters.stats().total == 0
 
 
 def test_breakers_and_reset(run: Run, mem: InMemoryApi) -> None:

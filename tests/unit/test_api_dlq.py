@@ -450,3 +450,58 @@ class TestPurge:
         add(mem, letter(now=now, age=timedelta(days=30)))
         error_of(app.test_client().delete(f"{DLQ}/purge?{query}", headers=ADMIN), 400, "invalid_parameter")
         assert mem.dead_letters.stats().total == 1
+
+
+class TestPurgeSafety:
+    @pytest.mark.parametrize("older_than", ["0s", "59m", "30m", "3599s", "500ms"])
+    def test_below_an_hour_without_force_is_400_and_deletes_nothing(self, app, mem, now, older_than) -> None:
+        add(mem, letter(now=now, age=timedelta(days=3)), letter(now=now, age=timedelta(minutes=5)))
+        response = app.test_client().delete(f"{DLQ}/purge?older_than={older_than}", headers=ADMIN)
+        error = error_of(response, 400, "invalid_parameter")
+        assert "older_than" in error["message"] and "force" in error["message"]
+        assert error["details"]["parameter"] == "older_than"
+        assert mem.dead_letters.stats().total == 2
+
+    def test_below_an_hour_with_force_deletes(self, app, mem, now) -> None:
+        add(mem, letter(now=now, age=timedelta(minutes=10)), letter(now=now, age=timedelta(minutes=1)))
+        body = app.test_client().delete(f"{DLQ}/purge?older_than=5m&force=true", headers=ADMIN).get_json()
+        assert body["deleted_count"] == 1
+        assert mem.dead_letters.stats().total == 1
+
+    def test_an_hour_needs_no_force(self, app, mem, now) -> None:
+        add(mem, letter(now=now, age=timedelta(hours=2)))
+        body = app.test_client().delete(f"{DLQ}/purge?older_than=1h", headers=ADMIN).get_json()
+        assert body["deleted_count"] == 1
+
+    def test_a_dry_run_counts_and_deletes_nothing(self, app, mem, now) -> None:
+        add(
+            mem,
+            letter(now=now, age=timedelta(days=9)),
+            letter(now=now, age=timedelta(days=8), replayed=True),
+            letter(now=now, age=timedelta(days=1)),
+        )
+        client = app.test_client()
+        body = client.delete(f"{DLQ}/purge?older_than=7d&dry_run=true", headers=ADMIN).get_json()
+        assert body == {**body, "deleted_count": 0, "would_delete": 2, "dry_run": True}
+        body = client.delete(
+            f"{DLQ}/purge?older_than=7d&dry_run=true&replayed_only=true", headers=ADMIN
+        ).get_json()
+        assert (body["deleted_count"], body["would_delete"]) == (0, 1)
+        assert mem.dead_letters.stats().total == 3
+
+    def test_a_dry_run_below_an_hour_needs_no_force(self, app, mem, now) -> None:
+        add(mem, letter(now=now, age=timedelta(minutes=5)))
+        body = app.test_client().delete(f"{DLQ}/purge?older_than=0s&dry_run=true", headers=ADMIN).get_json()
+        assert (body["would_delete"], body["dry_run"]) == (1, True)
+        assert mem.dead_letters.stats().total == 1
+
+    def test_a_real_purge_says_it_was_not_a_dry_run(self, app, mem, now) -> None:
+        body = app.test_client().delete(f"{DLQ}/purge?older_than=7d", headers=ADMIN).get_json()
+        assert body["dry_run"] is False
+        assert "would_delete" not in body
+
+    @pytest.mark.parametrize("query", ["force=perhaps", "dry_run=maybe"])
+    def test_bad_switches_are_400(self, app, mem, now, query) -> None:
+        add(mem, letter(now=now, age=timedelta(days=30)))
+        error_of(app.test_client().delete(f"{DLQ}/purge?{query}", headers=ADMIN), 400, "invalid_parameter")
+        assert mem.dead_letters.stats().total == 1

@@ -216,7 +216,10 @@ class TestHealth:
 
     def test_readyz(self, app) -> None:
         response = app.test_client().get("/readyz")
-        assert (response.status_code, response.get_json()) == (200, {"redis": "ok", "database": "ok"})
+        assert (response.status_code, response.get_json()) == (
+            200,
+            {"redis": "ok", "database": "ok", "auth": "tokens"},
+        )
 
     @pytest.mark.parametrize("down", [["redis"], ["database"], ["redis", "database"]])
     def test_readyz_names_what_is_down(self, app, mem, down) -> None:

@@ -1,7 +1,9 @@
 """Offline checks of ``deploy/``: the compose file against the Compose Specification schema,
 the Kubernetes manifests against Kubernetes' own schemas, the Prometheus config and alert
 rules with promtool (each rule proven to fire), the Grafana dashboard's panels, and that
-every metric a query names is one ``publishing.adapters.metrics`` exposes."""
+every metric a query names is one ``publishing.adapters.metrics`` exposes; that secrets reach
+the processes as files, every container is locked down, images and Python packages are pinned,
+and Flower refuses a placeholder password."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +26,8 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 from prometheus_client.metrics import MetricWrapperBase
 
 from publishing.adapters import metrics
@@ -40,12 +45,16 @@ RULES = PROMETHEUS / "rules.yml"
 RULES_TEST = PROMETHEUS / "rules_test.yml"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "publishing.json"
 OPERATIONS = ROOT / "docs" / "operations.md"
+LOCK = DEPLOY / "requirements.lock"
+NEW_SECRETS = DEPLOY / "new-secrets.sh"
 
 # The oldest Kubernetes we support (autoscaling/v2 and policy/v1 are GA long before) and the
 # newest whose schemas kubernetes-validate ships.
 K8S_VERSIONS = ("1.29.0", kubernetes_validate.utils.latest_version())
 
 SECRET_VARIABLES = {"REDIS_URL", "DATABASE_URL", "PUBLISHING_API_TOKENS"}
+# Secrets reach the processes as files: Settings reads X from the file X_FILE names.
+SECRET_FILE_VARIABLES = {f"{name}_FILE" for name in SECRET_VARIABLES}
 # What every deployment sets explicitly, at its default: the README, "Configuration"'s knobs, the targets, and the
 # two values every process must agree on.
 DEPLOYED_KNOBS = {
@@ -70,7 +79,16 @@ DEPLOYED_KNOBS = {
     "PUBLISHING_KEY_PREFIX",
 }
 # Read by the processes themselves rather than by Settings.
-PROCESS_VARIABLES = {"PUBLISHING_WORKER_METRICS_PORT", "PROMETHEUS_MULTIPROC_DIR", "FLOWER_BASIC_AUTH"}
+PROCESS_VARIABLES = {
+    "PUBLISHING_WORKER_METRICS_PORT",
+    "PROMETHEUS_MULTIPROC_DIR",
+    "FLOWER_BASIC_AUTH",
+    "PUBLISHING_FLOWER_WORKER_CONTROL",
+}
+# A variable whose value is a secret: in a deploy file it may only name a file.
+SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|BASIC_AUTH|^REDIS_URL$|^DATABASE_URL$")
+# An image reference pinned to a full version (never `latest`, never a bare major version).
+PINNED_IMAGE = re.compile(r"[\w./-]+:v?\d+\.\d+(\.\d+)?(-[a-z0-9.]+)?")
 
 
 # --- helpers ---
@@ -122,6 +140,41 @@ def interpolate(value: str) -> str:
         return word
 
     return re.sub(r"\$\{([A-Z0-9_]+)(:-|:\?)([^}]*)\}", one, value)
+
+
+@pytest.fixture(scope="module")
+def generated_secrets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``deploy/new-secrets.sh`` run into a fresh directory, as an operator runs it once."""
+    directory = tmp_path_factory.mktemp("deploy") / "secrets"
+    result = subprocess.run(
+        ["sh", str(NEW_SECRETS), str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return directory
+
+
+def service_environment(name: str, secrets_dir: Path) -> dict[str, str]:
+    """A compose service's environment as its process sees it: interpolated, every
+    ``/run/secrets/NAME`` replaced by that secret's file in ``secrets_dir`` and every path a
+    volume mounts from ``deploy/`` by that directory."""
+    doc = compose()
+    service = doc["services"][name]
+    mounts = {
+        volume.split(":")[1]: DEPLOY / volume.split(":")[0]
+        for volume in service.get("volumes", [])
+        if volume.startswith("./")
+    }
+    environment = {}
+    for key, raw in (service.get("environment") or {}).items():
+        value = interpolate(str(raw))
+        if value in mounts:
+            value = str(mounts[value])
+        elif value.startswith("/run/secrets/"):
+            secret = value.removeprefix("/run/secrets/")
+            assert secret in service.get("secrets", []), f"{name}: {key} names a secret it does not mount"
+            value = str(secrets_dir / Path(doc["secrets"][secret]["file"]).name)
+        environment[key] = value
+    return environment
 
 
 def settings_variables() -> set[str]:
@@ -398,7 +451,7 @@ def test_compose_api_runs_gunicorn_with_multiprocess_metrics_on_a_tmpfs() -> Non
 
 
 @pytest.mark.parametrize(("service", "queues"), [("worker-high", "high"), ("worker", "high,medium,low")])
-def test_compose_worker_pools(service: str, queues: str) -> None:
+def test_compose_worker_pools(service: str, queues: str, generated_secrets: Path) -> None:
     doc = compose()
     worker = doc["services"][service]
     command = worker["command"]
@@ -407,7 +460,7 @@ def test_compose_worker_pools(service: str, queues: str) -> None:
     assert worker["environment"]["PUBLISHING_WORKER_METRICS_PORT"] == "9808"
     # Explicit, and on a tmpfs: empty at every start.
     assert worker["environment"]["PROMETHEUS_MULTIPROC_DIR"] in worker["tmpfs"]
-    environment = {k: interpolate(str(v)) for k, v in worker["environment"].items()}
+    environment = service_environment(service, generated_secrets)
     assert duration_s(worker["stop_grace_period"]) > job_hard_limit_s(environment)
     assert worker["healthcheck"]["test"] == ["CMD", "python", "deploy/worker_probe.py"]
     if service == "worker":
@@ -416,23 +469,34 @@ def test_compose_worker_pools(service: str, queues: str) -> None:
         assert "-c" in command
 
 
-def test_compose_flower_has_basic_auth_and_bounded_tasks() -> None:
+def test_compose_flower_reads_its_password_from_a_secret_and_bounds_tasks() -> None:
     flower = compose()["services"]["flower"]
-    assert flower["command"][:4] == ["celery", "-A", "workers.main", "flower"]
-    assert any(arg.startswith("--max_tasks=") for arg in flower["command"])
-    assert "FLOWER_BASIC_AUTH" in flower["environment"]
+    # sh -c 'export FLOWER_BASIC_AUTH="$(cat /run/secrets/...)" && exec celery ...': Flower reads
+    # its password only from the environment, so the command puts it there from the file.
+    shell, flag, script = flower["command"]
+    assert (shell, flag) == ("sh", "-c")
+    export, _, run = script.replace("$$", "$").partition(" && exec ")
+    assert export == 'export FLOWER_BASIC_AUTH="$(cat /run/secrets/flower_basic_auth)"'
+    assert "flower_basic_auth" in flower["secrets"]
+    command = shlex.split(run)
+    assert command[:4] == ["celery", "-A", "workers.main", "flower"]
+    assert any(arg.startswith("--max_tasks=") for arg in command)
+    assert "FLOWER_BASIC_AUTH" not in flower["environment"]
+    # Worker control (shutdown, pool restart, revoke) stays off in a deployment.
+    assert "PUBLISHING_FLOWER_WORKER_CONTROL" not in flower["environment"]
 
 
-def test_compose_environment_sets_every_setting_to_its_default() -> None:
+def test_compose_environment_sets_every_setting_to_its_default(generated_secrets: Path) -> None:
     doc = compose()
-    environment = {k: interpolate(str(v)) for k, v in doc["services"]["api"]["environment"].items()}
-    missing = (DEPLOYED_KNOBS | SECRET_VARIABLES) - set(environment)
+    environment = service_environment("api", generated_secrets)
+    missing = (DEPLOYED_KNOBS | SECRET_FILE_VARIABLES) - set(environment)
     assert not missing, f"compose does not set {sorted(missing)}"
-    unknown = set(environment) - settings_variables() - PROCESS_VARIABLES
+    unknown = set(environment) - settings_variables() - SECRET_FILE_VARIABLES - PROCESS_VARIABLES
     assert not unknown, f"compose sets variables nothing reads: {sorted(unknown)}"
     settings = settings_from(environment)
     assert knob_values(settings) == knob_values(Settings.from_env({}))
-    assert settings.targets_path == Path("/etc/publishing/targets")
+    assert settings.targets_path == DEPLOY / "targets"
+    assert doc["x-publishing-env"]["PUBLISHING_TARGETS"] == "/etc/publishing/targets"
     assert settings.database_url.startswith("postgresql+psycopg2://")
     # Every process must agree on the broker settings: one block of environment for all.
     for name in ("api", "worker-high", "worker", "flower"):
@@ -446,6 +510,90 @@ def test_compose_mounts_targets_read_only_and_they_load() -> None:
         mounts = doc["services"][name]["volumes"]
         assert "./targets:/etc/publishing/targets:ro" in mounts, name
     assert load_targets(DEPLOY / "targets"), "deploy/targets holds no target"
+
+
+def memory_bytes(text: str) -> int:
+    number, unit = re.fullmatch(r"(\d+)\s*([kmg]?)b?", text.lower()).groups()  # type: ignore[union-attr]
+    return int(number) * 1024 ** " kmg".index(unit or " ")
+
+
+@pytest.mark.parametrize("name", sorted(compose()["services"]))
+def test_every_compose_service_is_locked_down(name: str) -> None:
+    service = compose()["services"][name]
+    assert service.get("cap_drop") == ["ALL"], f"{name} keeps Linux capabilities"
+    assert "no-new-privileges:true" in service.get("security_opt", []), name
+    assert service.get("read_only") is True, f"{name} has a writable root filesystem"
+    limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+    assert "mem_limit" in service or "memory" in limits, f"{name} has no memory limit"
+    image = service["image"]
+    if not image.startswith("${PUBLISHING_IMAGE"):
+        assert PINNED_IMAGE.fullmatch(image), f"{name}: {image} is not pinned to a full version"
+
+
+def test_compose_redis_has_a_password_from_a_secret_and_never_evicts() -> None:
+    redis = compose()["services"]["redis"]
+    assert redis["secrets"] == ["redis_password"]
+    script = " ".join(redis["command"]).replace("$$", "$")
+    # The password goes into a config file, so it never shows on a command line (`ps`).
+    assert "requirepass" in script and "/run/secrets/redis_password" in script
+    assert "--requirepass" not in script
+    assert "--maxmemory-policy noeviction" in script
+    maxmemory = re.search(r"--maxmemory (\d+[kmg]b)", script)
+    assert maxmemory, "Redis has no maxmemory: it would grow until the kernel kills it"
+    limit = memory_bytes(redis["deploy"]["resources"]["limits"]["memory"])
+    # Room above maxmemory for the AOF rewrite's copy-on-write and the client buffers.
+    assert memory_bytes(maxmemory.group(1)) * 1.5 <= limit
+    health = " ".join(redis["healthcheck"]["test"]).replace("$$", "$")
+    assert "REDISCLI_AUTH=" in health and "/run/secrets/redis_password" in health
+    # redis-cli exits 0 on NOAUTH too: only a PONG means the password works.
+    assert "grep -q PONG" in health
+
+
+def test_compose_passes_secrets_as_files_never_in_the_environment() -> None:
+    doc = compose()
+    declared = doc["secrets"]
+    for source in declared.values():
+        assert source["file"].startswith("./secrets/"), source
+    for name, service in doc["services"].items():
+        for key, value in (service.get("environment") or {}).items():
+            if key.endswith("_FILE"):
+                secret = str(value).removeprefix("/run/secrets/")
+                assert secret in declared and secret in service.get("secrets", []), f"{name}: {key}"
+            else:
+                assert not SECRET_NAME.search(key), f"{name} passes {key} in its environment"
+                assert "PASSWORD" not in str(value), f"{name}: {key} interpolates a password"
+    assert not [key for key in dotenv(DEPLOY / ".env.example") if SECRET_NAME.search(key)]
+    # Each process mounts only the secrets it uses.
+    services = doc["services"]
+    assert "api_tokens" in services["api"]["secrets"]
+    for name in ("worker-high", "worker", "flower", "migrate"):
+        assert "api_tokens" not in services[name].get("secrets", []), name
+    assert "database_url" not in services["flower"].get("secrets", [])
+    assert "secrets/" in (DEPLOY / ".gitignore").read_text()
+
+
+def test_new_secrets_writes_every_compose_secret_consistently(generated_secrets: Path) -> None:
+    from workers.flower_guard import basic_auth_problem
+
+    files = {p.name: p.read_text().strip() for p in generated_secrets.iterdir()}
+    assert set(files) == {Path(s["file"]).name for s in compose()["secrets"].values()}
+    assert (generated_secrets.stat().st_mode & 0o777) == 0o700
+    password = files["redis_password"]
+    assert len(password) >= 32
+    assert files["redis_url"] == f"redis://:{password}@redis:6379/0"
+    assert (
+        files["database_url"]
+        == f"postgresql://publishing:{files['postgres_password']}@postgres:5432/publishing"
+    )
+    settings = Settings.from_env(
+        {f"{name}_FILE": str(generated_secrets / file) for name, file in
+         [("REDIS_URL", "redis_url"), ("DATABASE_URL", "database_url"), ("PUBLISHING_API_TOKENS", "api_tokens")]}
+    )  # fmt: skip
+    assert sorted(settings.api_tokens.values()) == ["admin", "operator", "reader"]
+    assert basic_auth_problem(files["flower_basic_auth"].split(",")) is None
+    # Run again, it keeps what exists: a rerun never locks the fleet out of its own Redis.
+    subprocess.run(["sh", str(NEW_SECRETS), str(generated_secrets)], check=True, capture_output=True)
+    assert {p.name: p.read_text().strip() for p in generated_secrets.iterdir()} == files
 
 
 def test_compose_wires_prometheus_and_grafana() -> None:
@@ -474,12 +622,23 @@ def test_compose_wires_prometheus_and_grafana() -> None:
 
 def test_dockerfile_builds_a_non_root_image_of_the_project() -> None:
     text = (DEPLOY / "Dockerfile").read_text()
-    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    assert "pip install ." in text
+    bases = re.findall(r"^FROM (\S+)", text, re.M)
+    assert len(bases) == 2 and len(set(bases)) == 1, "build and runtime stages share one base image"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-[a-z]+", bases[0]), f"{bases[0]} is not pinned"
+    # Every dependency from the lock, checked against its hashes; then the project alone.
+    assert "pip install --require-hashes -r deploy/requirements.lock" in text
+    assert "pip install --no-deps ." in text
+    assert not re.search(r"pip install (?!--require-hashes|--no-deps)", text)
     users = re.findall(r"^USER (\S+)", text, re.M)
     assert users and not users[-1].startswith(("root", "0"))
     copied = {src for line in re.findall(r"^COPY (?!--from)(.+)$", text, re.M) for src in line.split()[:-1]}
-    assert {"alembic.ini", "alembic", "deploy/gunicorn.conf.py", "deploy/worker_probe.py"} <= copied
+    assert {
+        "alembic.ini",
+        "alembic",
+        "deploy/gunicorn.conf.py",
+        "deploy/worker_probe.py",
+        "deploy/requirements.lock",
+    } <= copied
     # The build context is the repository root; its ignore file lets in what COPY names.
     allowed = {
         line[1:]
@@ -488,6 +647,46 @@ def test_dockerfile_builds_a_non_root_image_of_the_project() -> None:
     }
     for source in copied:
         assert source in allowed, f"{source} is copied but .dockerignore leaves it out"
+
+
+def lock_entries() -> dict[str, tuple[str, list[str]]]:
+    """``deploy/requirements.lock`` as {name: (version, hashes)}."""
+    text = re.sub(r"\\\n", " ", LOCK.read_text())
+    entries = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        match = re.match(r"([A-Za-z0-9_.-]+)==(\S+)", line)
+        assert match, f"not a pinned requirement: {line!r}"
+        hashes = re.findall(r"--hash=(\S+)", line)
+        entries[canonicalize_name(match.group(1))] = (match.group(2), hashes)
+    return entries
+
+
+def test_the_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    entries = lock_entries()
+    for name, (version, hashes) in entries.items():
+        assert hashes, f"{name}=={version} has no hash: pip --require-hashes would refuse the lock"
+        assert all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes), name
+    for dependency in project["dependencies"]:
+        requirement = Requirement(dependency)
+        name = canonicalize_name(requirement.name)
+        assert name in entries, f"{requirement.name} is not in deploy/requirements.lock"
+        assert requirement.specifier.contains(entries[name][0]), f"{name}=={entries[name][0]} vs {dependency}"
+        for extra in requirement.extras:
+            assert canonicalize_name(extra) in entries, f"{name}[{extra}]"
+    development = {canonicalize_name(Requirement(d).name) for d in project["optional-dependencies"]["dev"]}
+    assert not development & set(entries), "the image installs only what the product runs on"
+
+
+def test_make_lock_regenerates_the_lock_with_hashes() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = re.search(r"^lock:.*\n((?:\t.*\n)+)", makefile, re.M)
+    assert recipe, "the Makefile has no lock target"
+    assert "--generate-hashes" in recipe.group(1) and "deploy/requirements.lock" in recipe.group(1)
+    assert "pyproject.toml" in recipe.group(1)
 
 
 def test_hadolint_passes_the_dockerfile() -> None:
@@ -587,20 +786,36 @@ def test_kubernetes_has_every_piece_of_the_fleet() -> None:
             assert resource["metadata"]["namespace"] == "publishing", resource["metadata"]["name"]
 
 
-def container_environment(deployment: dict[str, Any]) -> dict[str, str]:
-    """The container's environment as the pod would see it, from our ConfigMap and Secrets."""
-    configmaps = k8s_of_kind("ConfigMap")
+def mounted_secret_file(pod_spec: dict[str, Any], container: dict[str, Any], path: str) -> str:
+    """The content of the file at ``path`` in the container, from the Secret volume mounted there."""
     secrets = k8s_of_kind("Secret")
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for mount in container.get("volumeMounts", []):
+        directory = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(directory):
+            volume = next(v for v in pod_spec["volumes"] if v["name"] == mount["name"])
+            source = volume["secret"]
+            relative = path.removeprefix(directory)
+            items = {item["path"]: item["key"] for item in source.get("items", [])}
+            key = items[relative] if items else relative
+            return str(secrets[source["secretName"]]["stringData"][key])
+    raise AssertionError(f"no Secret is mounted at {path}")
+
+
+def container_environment(workload: dict[str, Any]) -> dict[str, str]:
+    """The container's environment as our processes see it, from our ConfigMap and Secrets:
+    every ``X_FILE`` read as ``X`` from the Secret mounted at that path."""
+    configmaps = k8s_of_kind("ConfigMap")
+    pod_spec = workload["spec"]["template"]["spec"]
+    container = pod_spec["containers"][0]
     environment: dict[str, str] = {}
     for source in container.get("envFrom", []):
         environment.update(configmaps[source["configMapRef"]["name"]]["data"])
     for var in container.get("env", []):
-        if "value" in var:
-            environment[var["name"]] = var["value"]
+        name, value = var["name"], var["value"]
+        if name.endswith("_FILE"):
+            environment[name.removesuffix("_FILE")] = mounted_secret_file(pod_spec, container, value)
         else:
-            ref = var["valueFrom"]["secretKeyRef"]
-            environment[var["name"]] = secrets[ref["name"]]["stringData"][ref["key"]]
+            environment[name] = value
     return environment
 
 
@@ -644,7 +859,7 @@ def test_the_api_probes_readyz_and_healthz() -> None:
 @pytest.mark.parametrize(
     ("name", "queues"), [("publishing-worker-high", "high"), ("publishing-worker", "high,medium,low")]
 )
-def test_worker_pools_on_kubernetes(name: str, queues: str) -> None:
+def test_worker_pools_on_kubernetes(name: str, queues: str, tmp_path: Path) -> None:
     deployment = k8s_of_kind("Deployment")[name]
     spec = deployment["spec"]["template"]["spec"]
     container = spec["containers"][0]
@@ -659,6 +874,10 @@ def test_worker_pools_on_kubernetes(name: str, queues: str) -> None:
     assert command[command.index("-Q") + 1] == queues
     environment = container_environment(deployment)
     assert environment["PUBLISHING_WORKER_METRICS_PORT"] == "9808"
+    # The time limits depend on the targets' timeouts: the pod reads them from the Secret.
+    for key, text in k8s_of_kind("Secret")["publishing-targets"]["stringData"].items():
+        (tmp_path / key).write_text(text)
+    environment["PUBLISHING_TARGETS"] = str(tmp_path)
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
     assert "emptyDir" in volumes[mounts[environment["PROMETHEUS_MULTIPROC_DIR"]]]
@@ -692,6 +911,97 @@ def test_the_targets_secret_loads_as_kubernetes_projects_it(tmp_path: Path) -> N
     (tmp_path / "..data").symlink_to(payload.name)
     targets = load_targets(tmp_path)
     assert sorted(t.name for t in targets) == sorted(Path(k).stem for k in secret["stringData"])
+
+
+def workloads() -> dict[str, dict[str, Any]]:
+    return {**k8s_of_kind("Deployment"), **k8s_of_kind("Job")}
+
+
+@pytest.mark.parametrize("name", sorted(workloads()))
+def test_kubernetes_passes_secrets_as_mounted_files_never_in_the_environment(name: str) -> None:
+    spec = workloads()[name]["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for container in spec["containers"]:
+        for var in container.get("env", []):
+            assert "valueFrom" not in var, f"{name}: {var['name']} comes from a Secret into the environment"
+            if var["name"].endswith("_FILE"):
+                mounted_secret_file(spec, container, var["value"])
+            else:
+                assert not SECRET_NAME.search(var["name"]), f"{name} passes {var['name']} in its environment"
+        for mount in container.get("volumeMounts", []):
+            if "secret" in volumes[mount["name"]]:
+                assert mount.get("readOnly") is True, f"{name}: {mount['name']}"
+    # Each pod gets only the keys it uses: the API tokens reach the API alone.
+    for volume in volumes.values():
+        if volume.get("secret", {}).get("secretName") == "publishing-secrets":
+            keys = {item["key"] for item in volume["secret"].get("items", [])}
+            assert keys, f"{name} mounts every key of publishing-secrets"
+            assert ("PUBLISHING_API_TOKENS" in keys) == (name == "publishing-api"), name
+
+
+def test_flower_on_kubernetes_reads_its_password_from_a_mounted_secret() -> None:
+    from workers.flower_guard import basic_auth_problem
+
+    flower = k8s_of_kind("Deployment")["publishing-flower"]
+    spec = flower["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    shell, flag, script = container["command"]
+    assert (shell, flag) == ("sh", "-c")
+    export, _, run = script.partition(" && exec ")
+    match = re.fullmatch(r'export FLOWER_BASIC_AUTH="\$\(cat (\S+)\)"', export)
+    assert match, export
+    credentials = mounted_secret_file(spec, container, match.group(1))
+    assert credentials == k8s_of_kind("Secret")["publishing-flower"]["stringData"]["FLOWER_BASIC_AUTH"]
+    # The placeholder stops Flower at start until it is replaced.
+    assert basic_auth_problem(credentials.split(",")) is not None
+    command = shlex.split(run)
+    assert command[:4] == ["celery", "-A", "workers.main", "flower"]
+    names = {var["name"] for var in container.get("env", [])}
+    assert "FLOWER_BASIC_AUTH" not in names and "PUBLISHING_FLOWER_WORKER_CONTROL" not in names
+
+
+REDIS_ADDON = K8S / "addons" / "redis.yaml"
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_the_redis_addon_validates_against_the_kubernetes_schema(version: str) -> None:
+    for resource in load_yaml_documents(REDIS_ADDON):
+        kubernetes_validate.validate(resource, version, strict=True)
+
+
+def test_the_redis_addon_requires_the_password_of_redis_url_and_never_evicts() -> None:
+    resources = {(r["kind"], r["metadata"]["name"]): r for r in load_yaml_documents(REDIS_ADDON)}
+    redis = resources[("StatefulSet", "redis")]
+    service = resources[("Service", "redis")]
+    spec = redis["spec"]["template"]["spec"]
+    (container,) = spec["containers"]
+    assert PINNED_IMAGE.fullmatch(container["image"]) and container["image"].startswith("redis:7")
+    script = " ".join(container["command"])
+    assert "requirepass" in script and "--requirepass" not in script
+    assert "--appendonly yes" in script and "--maxmemory-policy noeviction" in script
+    maxmemory = re.search(r"--maxmemory (\d+[kmg]b)", script)
+    assert maxmemory
+    assert memory_bytes(maxmemory.group(1)) * 1.5 <= memory_bytes(
+        container["resources"]["limits"]["memory"].replace("i", "")
+    )
+    password_file = re.search(r"cat (/\S+)\)", script).group(1)  # type: ignore[union-attr]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mount = next(m for m in container["volumeMounts"] if password_file.startswith(m["mountPath"]))
+    assert volumes[mount["name"]]["secret"]["secretName"] == "publishing-redis"
+    for probe in ("readinessProbe", "livenessProbe"):
+        check = " ".join(container[probe]["exec"]["command"])
+        assert "REDISCLI_AUTH=" in check and password_file in check and "grep -q PONG" in check
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert spec["securityContext"]["runAsNonRoot"] is True
+
+    password = resources[("Secret", "publishing-redis")]["stringData"]["password"]
+    url = k8s_of_kind("Secret")["publishing-secrets"]["stringData"]["REDIS_URL"]
+    match = re.fullmatch(r"redis://:([^@]+)@([\w.-]+):(\d+)/\d+", url)
+    assert match, "REDIS_URL carries no password"
+    assert match.group(1) == password
+    assert match.group(2).split(".")[0] == service["metadata"]["name"]
+    assert int(match.group(3)) == service["spec"]["ports"][0]["port"]
 
 
 def test_hpas_scale_the_worker_pools_on_queue_depth() -> None:
@@ -749,7 +1059,8 @@ def test_the_migrate_job_runs_alembic() -> None:
     job = k8s_of_kind("Job")["publishing-migrate"]
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["alembic", "upgrade", "head"]
-    assert {e["name"] for e in container["env"]} == {"DATABASE_URL"}
+    assert {e["name"] for e in container["env"]} == {"DATABASE_URL_FILE"}
+    assert container_environment(job)["DATABASE_URL"].startswith("postgresql://")
 
 
 def test_the_configmap_holds_every_non_secret_setting_and_the_secret_the_rest() -> None:
@@ -772,6 +1083,70 @@ def test_keda_alternative_targets_the_worker_deployments() -> None:
         assert obj["apiVersion"] == "keda.sh/v1alpha1" and obj["kind"] == "ScaledObject"
         assert obj["spec"]["scaleTargetRef"]["name"] in deployments
         assert any("queue_size" in t["metadata"]["query"] for t in obj["spec"]["triggers"])
+
+
+# --- Flower ---
+
+WEAK_PASSWORDS = [
+    pytest.param([], "not set", id="unset"),
+    pytest.param([""], "user:password", id="empty"),
+    pytest.param(["flower"], "user:password", id="no-password"),
+    pytest.param(["flower:REPLACE-ME"], "placeholder", id="replace-me"),
+    pytest.param(["flower:replace-me-with-a-real-one"], "placeholder", id="replace-me-long"),
+    pytest.param(["admin:ChangeMe-2024-please"], "placeholder", id="changeme"),
+    pytest.param(["admin:Password1234!"], "guessable", id="password"),
+    pytest.param(["admin:x7#kq9zw"], "12 characters", id="short"),
+    pytest.param(["ops:a-long-enough-passphrase", "other:REPLACE-ME"], "entry 2", id="second-entry"),
+]
+
+
+@pytest.mark.parametrize(("entries", "reason"), WEAK_PASSWORDS)
+def test_flower_refuses_a_missing_placeholder_or_weak_password(entries: list[str], reason: str) -> None:
+    from workers.flower_guard import basic_auth_problem
+
+    problem = basic_auth_problem(entries)
+    assert problem is not None and reason in problem
+    assert "FLOWER_BASIC_AUTH" in problem
+    for entry in entries:
+        password = entry.partition(":")[2]
+        assert not password or password not in problem, "the message echoes the password"
+
+
+@pytest.mark.parametrize(
+    "entries", [["flower:9f2c4e6a8b0d1f3a"], ["a:correct-horse-battery", "b:flower-test-secret-0"]]
+)
+def test_flower_accepts_real_passwords(entries: list[str]) -> None:
+    from workers.flower_guard import basic_auth_problem
+
+    assert basic_auth_problem(entries) is None
+
+
+@pytest.mark.parametrize(
+    ("environ", "read_only"),
+    [
+        ({}, True),
+        ({"PUBLISHING_FLOWER_WORKER_CONTROL": "0"}, True),
+        ({"PUBLISHING_FLOWER_WORKER_CONTROL": "1"}, False),
+    ],
+)
+def test_flower_worker_control_is_off_unless_asked_for(environ: dict[str, str], read_only: bool) -> None:
+    from types import SimpleNamespace
+
+    from workers.flower_guard import guard
+
+    options = SimpleNamespace(basic_auth=["flower:9f2c4e6a8b0d1f3a"], read_only=False)
+    guard(options, environ)
+    assert options.read_only is read_only
+
+
+def test_flower_without_a_read_only_mode_refuses_to_start() -> None:
+    from types import SimpleNamespace
+
+    from workers.flower_guard import guard
+
+    with pytest.raises(SystemExit) as caught:
+        guard(SimpleNamespace(basic_auth=["flower:9f2c4e6a8b0d1f3a"]), {})
+    assert "PUBLISHING_FLOWER_WORKER_CONTROL" in str(caught.value)
 
 
 # --- Prometheus ---
@@ -955,5 +1330,6 @@ def test_the_operations_guide_links_resolve() -> None:
     anchors = markdown_anchors(text)
     for anchor in re.findall(r"\]\(#([^)]+)\)", text):
         assert anchor in anchors, f"docs/operations.md links to a missing section #{anchor}"
-    for path in set(re.findall(r"`(deploy/[\w./-]+)`", text)) - {"deploy/.env"}:  # the operator's own
+    operators_own = {"deploy/.env", "deploy/secrets/"}
+    for path in set(re.findall(r"`(deploy/[\w./-]+)`", text)) - operators_own:
         assert (ROOT / path).exists(), f"docs/operations.md names {path}, which does not exist"

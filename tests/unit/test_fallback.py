@@ -42,12 +42,12 @@ def job(priority: Priority, via: str | None = None) -> Job:
     return Job("j", "primary", priority, alert, 0.0, via=via)
 
 
-def setup(failing: set[str] = frozenset()):  # type: ignore[no-untyped-def]
+def setup(failing: set[str] = frozenset(), fallback_after_s: float = 60):  # type: ignore[no-untyped-def]
     clock = FrozenClock()
     registry = TargetRegistry(
         [
             parse_target({"name": "primary", "type": "webhook", "url": "http://p.example/", "fallback": ["backup"],
-                          "fallback_after_s": 60}),
+                          "fallback_after_s": fallback_after_s}),
             parse_target({"name": "backup", "type": "webhook", "url": "http://b.example/"}),
         ]
     )  # fmt: skip
@@ -76,6 +76,27 @@ def test_a_high_job_waits_until_the_target_has_been_down_fallback_after_s() -> N
     clock.advance(31)  # half-open now, the probe slot taken below
     breakers.acquire("primary", CONFIG, 30)
     assert service.attempt(job(Priority.HIGH)) == Rerouted("backup", "primary down for 60 s")
+
+
+def test_a_deferred_high_job_wakes_when_its_fallback_is_due_not_when_the_breaker_half_opens() -> None:
+    clock, breakers, publisher, service = setup(fallback_after_s=3)  # open timeout 30 s
+    breakers.record_failure("primary", CONFIG, None)
+    clock.advance(2)
+    deferred = service.attempt(job(Priority.HIGH))
+    assert isinstance(deferred, Deferred)
+    assert deferred.delay_s <= 1.0
+    clock.advance(deferred.delay_s)
+    assert service.attempt(job(Priority.HIGH)) == Rerouted("backup", "primary down for 3 s")
+    assert publisher.sent == []
+
+
+def test_a_job_without_a_fallback_still_waits_for_the_breaker() -> None:
+    clock, breakers, _, service = setup(fallback_after_s=3)
+    breakers.record_failure("primary", CONFIG, None)
+    clock.advance(2)
+    deferred = service.attempt(job(Priority.MEDIUM))
+    assert isinstance(deferred, Deferred)
+    assert deferred.delay_s == 28.0
 
 
 def test_medium_jobs_do_not_fall_back_unless_the_target_says_so() -> None:

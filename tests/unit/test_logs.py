@@ -68,3 +68,12 @@ def test_secrets_are_redacted_in_messages_arguments_and_tracebacks(stream) -> No
 
 def test_urllib3_request_lines_are_not_logged_at_debug(stream) -> None:
     assert logging.getLogger("urllib3").getEffectiveLevel() >= logging.INFO
+
+
+def test_secrets_are_redacted_in_extra_fields(stream) -> None:
+    logging.getLogger("workers.tasks").warning(
+        "job failed", extra=job_context(job(), error=f"HTTP 401: bad key {SECRET}", tags=[SECRET])
+    )
+    (line,) = lines(stream)
+    assert SECRET not in json.dumps(line)
+    assert line["error"] == "HTTP 401: bad key ***"

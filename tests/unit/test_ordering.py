@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import pytest
+
 from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerConfig, DeferReason
 from publishing.delivery import Deferred, Delivered, DeliveryService, Superseded
 from publishing.job import Job
+from publishing.ordering import GateNote
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
+from publishing.submission import Submitter
 from publishing.target_config import parse_target
 from publishing.targets import TargetRegistry
-from publishing.testing import FrozenClock, InMemoryBreakerStore, InMemoryOrderGate
+from publishing.testing import (
+    FrozenClock,
+    InMemoryBreakerStore,
+    InMemoryDeduplicator,
+    InMemoryJobTracker,
+    InMemoryOrderGate,
+    RecordingEnqueuer,
+)
 
 
 class Receipt:
@@ -48,10 +59,21 @@ def service(clock: FrozenClock, gate: InMemoryOrderGate, publisher: Publisher) -
     )
 
 
+def note(gate: InMemoryOrderGate, *jobs: Job) -> None:
+    gate.note(
+        [
+            GateNote(j.target, j.alert.alert.fingerprint, j.job_id, j.alert.alert.status.value == "firing")
+            for j in jobs
+        ]
+    )
+
+
 def test_a_firing_submitted_before_a_resolve_is_superseded_and_not_sent() -> None:
     clock, publisher = FrozenClock(), Publisher()
     gate = InMemoryOrderGate(clock)
-    gate.note_resolved("hook", job("r", "resolved", 2.0).alert.alert.fingerprint, 2.0)
+    note(gate, job("f", "firing", 1.0))
+    clock.advance(1)
+    note(gate, job("r", "resolved", 2.0))
     assert service(clock, gate, publisher).attempt(job("f", "firing", 1.0)) == Superseded()
     assert publisher.sent == []
 
@@ -59,9 +81,43 @@ def test_a_firing_submitted_before_a_resolve_is_superseded_and_not_sent() -> Non
 def test_a_firing_submitted_after_the_resolve_is_a_new_incident_and_is_sent() -> None:
     clock, publisher = FrozenClock(), Publisher()
     gate = InMemoryOrderGate(clock)
-    gate.note_resolved("hook", job("r", "resolved", 2.0).alert.alert.fingerprint, 2.0)
+    note(gate, job("r", "resolved", 2.0))
+    clock.advance(1)
+    note(gate, job("f", "firing", 3.0))
     assert isinstance(service(clock, gate, publisher).attempt(job("f", "firing", 3.0)), Delivered)
     assert publisher.sent == ["f"]
+
+
+def api_host(clock_skew_s: float, redis_clock: FrozenClock, gate, tracker, dedup, enqueuer) -> Submitter:  # type: ignore[no-untyped-def]
+    registry = TargetRegistry([parse_target({"name": "hook", "type": "webhook", "url": "http://h.example/"})])
+    return Submitter(
+        registry, tracker, dedup, enqueuer, order_gate=gate, dedup_window_s=300,
+        clock=lambda: redis_clock() + clock_skew_s,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("resolve_first", [False, True], ids=["firing-then-resolve", "resolve-then-firing"])
+def test_skewed_api_host_clocks_do_not_reorder_firing_and_resolved(resolve_first: bool) -> None:
+    # Host "ahead" runs an hour fast, host "behind" an hour slow; the gate reads its own clock.
+    clock, publisher = FrozenClock(), Publisher()
+    gate, tracker, enqueuer = InMemoryOrderGate(clock), InMemoryJobTracker(), RecordingEnqueuer()
+    dedup = InMemoryDeduplicator(clock)
+    ahead = api_host(+3600, clock, gate, tracker, dedup, enqueuer)
+    behind = api_host(-3600, clock, gate, tracker, dedup, enqueuer)
+    firing, resolved = (parse_alertmanager({"alerts": [{"status": s, "labels": {"alertname": "A"},
+                        "startsAt": "2026-01-01T00:00:00Z"}]})[0] for s in ("firing", "resolved"))  # fmt: skip
+    first, second = (
+        ((behind, resolved), (ahead, firing)) if resolve_first else ((ahead, firing), (behind, resolved))
+    )
+    first[0].submit([first[1]])
+    clock.advance(1)
+    second[0].submit([second[1]])
+    (firing_job,) = [j for j in enqueuer.sent if j.alert.alert.status.value == "firing"]
+    outcome = service(clock, gate, publisher).attempt(firing_job)
+    if resolve_first:
+        assert isinstance(outcome, Delivered)  # a new incident after the resolve
+    else:
+        assert outcome == Superseded()
 
 
 def test_a_resolve_waits_while_a_firing_attempt_is_on_the_wire() -> None:

@@ -10,7 +10,7 @@ from publishing.submission import Submitter, dedup_key
 from publishing.target_config import parse_target
 from publishing.targets import TargetRegistry
 from publishing.testing import FrozenClock, InMemoryDeduplicator, InMemoryJobTracker, RecordingEnqueuer
-from publishing.tracking import JobState
+from publishing.tracking import JobQuery, JobState
 
 TARGETS = [
     {"name": "all", "type": "webhook", "url": "http://a.example/"},
@@ -117,3 +117,29 @@ def test_a_claim_left_pending_by_a_dead_request_is_taken_over_with_the_same_job_
     (job,) = s.submitter.submit([alert]).jobs
     assert (job.id, job.duplicate) == ("ghost-job", False)
     assert [j.job_id for j in s.enqueuer.sent] == ["ghost-job"]
+
+
+def test_each_job_is_tracked_with_the_message_it_is_enqueued_with() -> None:
+    s = Setup()
+    s.submitter.submit(alerts(("Disk", "critical")))
+    for job in s.enqueuer.sent:
+        assert s.tracker.message(job.job_id) == job.to_message()
+
+
+def test_a_job_that_could_not_be_enqueued_keeps_no_message_for_the_reconciler_to_send() -> None:
+    # The client sends the request again; the reconciler must not send the abandoned job too.
+    s = Setup()
+    sent = s.enqueuer.sent
+
+    def fail_on_second(job) -> None:  # type: ignore[no-untyped-def]
+        if len(sent) == 1:
+            raise ConnectionError("broker down")
+        sent.append(job)
+
+    s.enqueuer.enqueue = fail_on_second  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        s.submitter.submit(alerts(("Disk", "critical")))
+    (abandoned,) = [j for j in s.tracker.list(JobQuery())[0] if j.id not in {x.job_id for x in sent}]
+    assert abandoned.state is JobState.FAILED
+    assert s.tracker.message(abandoned.id) is None
+    assert s.tracker.message(sent[0].job_id) == sent[0].to_message()

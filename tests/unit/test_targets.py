@@ -427,7 +427,7 @@ def test_public_dict_shows_redacted_markers_and_keeps_harmless_values() -> None:
     assert public["signing_secret"] == "***"
     assert public["basic_auth"] == {"username": "alice", "password": "***"}
     assert public["headers"] == {"Authorization": "***", "X-API-Key": "***", "X-Team": "sre"}
-    assert public["url"] == "https://hooks.example.com/alerts"
+    assert public["url"] == "https://hooks.example.com/***"
 
 
 def test_slack_public_url_keeps_only_the_host() -> None:

@@ -2,27 +2,37 @@
 
 from __future__ import annotations
 
-import redis
+from collections.abc import Sequence
 
-from publishing.adapters.redis.client import load_script, text
-from publishing.ordering import Gate, GateDecision
+import redis
+from redis.client import Pipeline
+
+from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
+from publishing.ordering import Gate, GateDecision, GateNote
 
 
 class RedisOrderGate:
     """Firing-before-resolved ordering (``publishing.ordering``), one hash an alert and target."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: float) -> None:
+        self._client = client
         self._prefix = prefix
         self._ttl_ms = int(ttl_s * 1000)
         self._gate = load_script(client, "order_gate")
-        self._note = load_script(client, "order_note_resolved")
+        self._note = load_script(client, "order_note")
         self._leave = load_script(client, "order_leave")
 
     def _key(self, target: str, fingerprint: str) -> str:
         return f"{self._prefix}:order:{{{target}}}:{fingerprint}"
 
-    def note_resolved(self, target: str, fingerprint: str, submitted_at: float) -> None:
-        self._note(keys=[self._key(target, fingerprint)], args=[repr(submitted_at), self._ttl_ms])
+    def note(self, notes: Sequence[GateNote]) -> None:
+        def build(pipe: Pipeline) -> None:
+            for n in notes:
+                args = [1 if n.firing else 0, n.job_id, self._ttl_ms]
+                eval_script(self._note, [self._key(n.target, n.fingerprint)], args, pipe)
+
+        if notes:
+            run_pipeline(self._client, build, [self._note])
 
     def enter(
         self, target: str, fingerprint: str, job_id: str, firing: bool, submitted_at: float, lease_s: float

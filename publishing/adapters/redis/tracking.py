@@ -4,6 +4,8 @@ state, target and priority, so a page or a count reads only what it returns."""
 from __future__ import annotations
 
 import builtins
+import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import redis
@@ -12,7 +14,7 @@ from redis.exceptions import ResponseError
 
 from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
 from publishing.priority import Priority
-from publishing.tracking import JobQuery, JobSnapshot, JobState
+from publishing.tracking import MESSAGE_FIELDS, JobQuery, JobSnapshot, JobState
 
 _FIELDS = (
     "id",
@@ -38,6 +40,12 @@ _Page = tuple[list[JobSnapshot], int]
 
 # A filtered walk reads ids this many at a time: one round trip a chunk.
 WALK_CHUNK = 200
+
+
+def _encode_extra(name: str, value: Any) -> str:
+    if name == "message":
+        return json.dumps(value, separators=(",", ":")) if value else ""
+    return _encode(value)
 
 
 def _encode(value: Any) -> str:
@@ -83,14 +91,16 @@ class RedisJobTracker:
     def record(self, snapshot: JobSnapshot) -> None:
         self.record_many([snapshot])
 
-    def record_many(self, snapshots: list[JobSnapshot]) -> None:
+    def record_many(
+        self, snapshots: builtins.list[JobSnapshot], messages: Mapping[str, Mapping[str, Any]] | None = None
+    ) -> None:
         def build(pipe: Pipeline) -> None:
             for snapshot in snapshots:
-                self._record_one(snapshot, pipe)
+                self._record_one(snapshot, pipe, (messages or {}).get(snapshot.id))
 
         run_pipeline(self._client, build, [self._record])
 
-    def _record_one(self, snapshot: JobSnapshot, client: Any) -> None:
+    def _record_one(self, snapshot: JobSnapshot, client: Any, message: Mapping[str, Any] | None) -> None:
         data = snapshot.to_dict()
         args: list[Any] = [
             self._ttl_ms,
@@ -104,6 +114,8 @@ class RedisJobTracker:
         for name in _FIELDS:
             if data.get(name) is not None:
                 args += [name, _encode(data[name])]
+        if message:
+            args += ["message", _encode_extra("message", message)]
         keys = [self._key(snapshot.id), self._index, self._registry]
         eval_script(self._record, keys, args, client)
 
@@ -111,9 +123,9 @@ class RedisJobTracker:
         """``client`` may be a pipeline, to batch this with other writes."""
         args: list[str] = [job_id, self._index + ":"]
         for name, value in fields.items():
-            if name not in _FIELDS:
+            if name not in _FIELDS and name not in MESSAGE_FIELDS:
                 raise ValueError(f"unknown tracking field {name!r}")
-            args += [name, _encode(value)]
+            args += [name, _encode_extra(name, value)]
         eval_script(self._update, [self._key(job_id), self._index, self._registry], args, client)
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
@@ -122,21 +134,53 @@ class RedisJobTracker:
         return int(self._start(keys=keys, args=args))
 
     def get(self, job_id: str) -> JobSnapshot | None:
-        return self._decode(self._client.hgetall(self._key(job_id)))
+        return self._decode(self._client.hmget(self._key(job_id), _FIELDS))
+
+    def message(self, job_id: str) -> dict[str, Any] | None:
+        raw = self._client.hget(self._key(job_id), "message")
+        return json.loads(raw) if raw else None
 
     @staticmethod
-    def _decode(raw: dict[Any, Any]) -> JobSnapshot | None:
-        if not raw or b"id" not in raw:
-            return None
-        fields = {text(k): text(v) for k, v in raw.items()}
-        # Hashes written before start counts had their own key held them as "starts:<attempt>".
-        return JobSnapshot.from_dict({k: v for k, v in fields.items() if ":" not in k})
+    def _decode(values: builtins.list[Any]) -> JobSnapshot | None:
+        # The snapshot's fields only: the kept message is read when it is wanted, not per page.
+        fields = {name: text(v) for name, v in zip(_FIELDS, values, strict=True) if v is not None}
+        return JobSnapshot.from_dict(fields) if "id" in fields else None
 
     def _fetch(self, ids: _Ids) -> list[JobSnapshot | None]:
         pipe = self._client.pipeline(transaction=False)
         for job_id in ids:
-            pipe.hgetall(self._key(job_id))
+            pipe.hmget(self._key(job_id), _FIELDS)
         return [self._decode(raw) for raw in pipe.execute()] if ids else []
+
+    def entries_in(self, states: Iterable[JobState], chunk: int = WALK_CHUNK) -> Iterator[dict[str, str]]:
+        """Every tracked job in one of ``states``, as its ``id``, ``state``, ``updated_at``,
+        ``wait_s`` and whether a message is kept (``has_message``): what the reconciler
+        weighs. Read a chunk of ids at a time from the state indexes."""
+        wanted = ("id", "state", "updated_at", "wait_s")
+        for state in states:
+            index, start = self._index_key("state", state.value), 0
+            while True:
+                ids = [text(i) for i in self._client.zrange(index, start, start + chunk - 1)]
+                pipe = self._client.pipeline(transaction=False)
+                for job_id in ids:
+                    pipe.hmget(self._key(job_id), wanted)
+                    pipe.hstrlen(self._key(job_id), "message")
+                replies = pipe.execute() if ids else []
+                for values, length in zip(replies[::2], replies[1::2], strict=True):
+                    if values[0] is not None:
+                        entry = {k: text(v) for k, v in zip(wanted, values, strict=True) if v is not None}
+                        yield {**entry, "has_message": "1" if int(length) else ""}
+                start += len(ids)
+                if len(ids) < chunk:
+                    break
+
+    def tracked(self, job_ids: Iterable[str]) -> set[str]:
+        """Which of ``job_ids`` have a tracking entry."""
+        ids = builtins.list(job_ids)
+        pipe = self._client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.exists(self._key(job_id))
+        return {job_id for job_id, n in zip(ids, pipe.execute() if ids else [], strict=True) if n}
 
     def _drop_stale(self, ids: _Ids) -> int:
         """Drop the index entries of these jobs whose hashes are gone; how many were dropped."""

@@ -1,6 +1,7 @@
 -- Record (create or replace) one job: its hash, expiring after the tracker's TTL, indexed by
 -- recency and in one sorted set per state, per target and per priority (score: submitted
 -- at). Then evict the oldest jobs beyond capacity and trim index entries older than the TTL.
+-- ``updated_at`` is set on Redis's clock (the reconciler's grace period is measured on it).
 -- Returns how many jobs were evicted for capacity.
 local job_key = KEYS[1]
 local recency_key = KEYS[2]
@@ -37,6 +38,8 @@ for i = first_field, #ARGV, 2 do
   redis.call('HSET', job_key, ARGV[i], ARGV[i + 1])
   fields[ARGV[i]] = ARGV[i + 1]
 end
+local t = redis.call('TIME')
+redis.call('HSET', job_key, 'updated_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
 redis.call('PEXPIRE', job_key, ttl_ms)
 redis.call('ZADD', recency_key, score, job_id)
 for _, field in ipairs(indexed) do

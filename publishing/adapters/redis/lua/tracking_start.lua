@@ -24,6 +24,8 @@ if redis.call('EXISTS', job_key) == 1 then
       redis.call('SADD', registry_key, index_prefix .. 'state:processing')
     end
   end
-  redis.call('HSET', job_key, 'state', 'processing', 'started_at', started_at)
+  local t = redis.call('TIME')
+  local now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+  redis.call('HSET', job_key, 'state', 'processing', 'started_at', started_at, 'updated_at', now)
 end
 return starts

@@ -1,6 +1,7 @@
 -- Change some fields of a tracked job; a job that is not tracked (never recorded, evicted or
 -- expired) is left alone. A new state, target or priority moves the job between the index
 -- sets in the same step, so counts never see it in two states or none.
+-- ``updated_at`` is set on Redis's clock (the reconciler's grace period is measured on it).
 -- Returns 1 when the job was tracked, else 0.
 local job_key = KEYS[1]
 local recency_key = KEYS[2]
@@ -32,4 +33,6 @@ for i = first_field, #ARGV, 2 do
     redis.call('HSET', job_key, field, value)
   end
 end
+local t = redis.call('TIME')
+redis.call('HSET', job_key, 'updated_at', t[1] .. '.' .. string.format('%06d', tonumber(t[2])))
 return 1
