@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+import sqlalchemy as sa
 
 from tests.faults.rig import Rig, am_alert, am_payload
 from tests.support.alert_api import AlertSender, GunicornApi
@@ -36,7 +37,7 @@ from tests.support.books import broker_busy, dlq_rows
 from tests.support.fault_target import FaultTarget, Hit
 from tests.support.fleet import ROOT, wait_until
 from tests.support.http_target import Reply
-from tests.support.private_services import free_port
+from tests.support.private_services import PrivateRedis, free_port
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -60,6 +61,9 @@ HOOK_PATH = f"/webhooks/774411/{HOOK_PATH_TOKEN}?sig={HOOK_QUERY_SIG}"
 ADMIN_TOKEN = "admin-LEAK-API-T0KEN-5a5a5a5a"
 WRONG_TOKEN = "wrong-LEAK-API-T0KEN-6b6b6b6b"
 FLOWER_AUTH = ("flower", "flower-test-password")
+# Connection passwords: Redis runs with requirepass, the database URL carries a password.
+REDIS_PW = "redis-LEAK-REQUIREPASS-3e3e3e"
+DB_PW = "db-LEAK-PASSW0RD-4f4f4f"
 
 NEEDLES = {
     "pagerduty routing_key": PD_KEY,
@@ -81,6 +85,8 @@ NEEDLES = {
     "webhook URL query signature": HOOK_QUERY_SIG,
     "webhook URL path": "webhooks/774411",
     "API admin token": ADMIN_TOKEN,
+    "Redis password": REDIS_PW,
+    "database password": DB_PW,
     "API token presented by a wrong caller": WRONG_TOKEN,
 }
 
@@ -246,6 +252,33 @@ def _flower(env: dict[str, str], port: int, log: Any) -> subprocess.Popen[bytes]
     )  # fmt: skip
 
 
+@pytest.fixture
+def passworded_redis() -> Iterator[str]:
+    """A private redis-server that wants a password, as a fleet's does."""
+    server = PrivateRedis(appendonly=False, extra=("--requirepass", REDIS_PW))
+    server.start()
+    yield f"redis://:{REDIS_PW}@127.0.0.1:{server.port}/0"
+    server.destroy()
+
+
+def _with_password(database_url: str) -> str:
+    """The test database's URL with a password in it (the server's trust auth ignores it, so
+    only where the URL shows up can it leak)."""
+    return sa.make_url(database_url).set(password=DB_PW).render_as_string(hide_password=False)
+
+
+def _celery(env: dict[str, str], *args: str) -> str:
+    """What an operator sees from ``celery inspect ...``: stdout and stderr."""
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "workers.main", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        timeout=60,
+    )
+    return done.stdout.decode(errors="replace") + done.stderr.decode(errors="replace")
+
+
 def _answers(url: str) -> bool:
     try:
         return requests.get(url, timeout=1).status_code == 200
@@ -254,13 +287,14 @@ def _answers(url: str) -> bool:
 
 
 def test_no_secret_shows_anywhere_after_every_path(
-    targets: dict[str, FaultTarget], fresh_redis: str, dlq_database_url: str, tmp_path: Path
+    targets: dict[str, FaultTarget], passworded_redis: str, dlq_database_url: str, tmp_path: Path
 ) -> None:
     worker_metrics_port = free_port()
+    database_url = _with_password(dlq_database_url)
     rig = Rig(
         tmp_path,
-        fresh_redis,
-        dlq_database_url,
+        passworded_redis,
+        database_url,
         list(targets.values()),
         _configs(targets),
         PUBLISHING_LOG_LEVEL="DEBUG",
@@ -334,14 +368,24 @@ def test_no_secret_shows_anywhere_after_every_path(
         for task_id in list(tasks.json())[:40]:
             info = requests.get(f"{flower_url}/api/task/info/{task_id}", auth=FLOWER_AUTH, timeout=10)
             corpus.add(f"Flower task {task_id}", info.text)
-        for page in ("/metrics", "/tasks", "/api/workers"):
-            corpus.add(f"Flower {page}", requests.get(flower_url + page, auth=FLOWER_AUTH, timeout=10).text)
+        workers = requests.get(flower_url + "/api/workers?refresh=1", auth=FLOWER_AUTH, timeout=30)
+        assert workers.status_code == 200 and workers.json(), "Flower saw no worker"
+        corpus.add("Flower /api/workers?refresh=1", workers.text)
+        for page in ("/metrics", "/tasks", "/workers", *(f"/worker/{name}" for name in workers.json())):
+            corpus.add(f"Flower {page}", requests.get(flower_url + page, auth=FLOWER_AUTH, timeout=30).text)
+        # What `celery inspect conf` and `report` show an operator.
+        conf = _celery(rig.env, "inspect", "conf", "--timeout=10")
+        assert "broker_transport_options" in conf, conf[-2000:]
+        corpus.add("celery inspect conf", conf)
+        report = _celery(rig.env, "inspect", "report", "--timeout=10")
+        assert "software" in report, report[-2000:]
+        corpus.add("celery inspect report", report)
         corpus.add(
             "worker /metrics", requests.get(f"http://127.0.0.1:{worker_metrics_port}/metrics", timeout=5).text
         )
 
         _redis_dump(rig.redis, corpus, "at the end")
-        for row in dlq_rows(dlq_database_url):
+        for row in dlq_rows(database_url):
             corpus.add(f"DLQ row {row['id']}", json.dumps(row, default=str))
         api_process.close()
         corpus.add("API log (gunicorn, api.wsgi)", (tmp_path / "api.log").read_bytes())
@@ -370,7 +414,7 @@ def test_no_secret_shows_anywhere_after_every_path(
         assert '"level": "debug"' in logs
         assert "dead-lettered" in logs and "retry" in logs
         assert any(h.status == 400 for t in targets.values() for h in t.snapshot())
-        assert len(dlq_rows(dlq_database_url)) >= len(entries)
+        assert len(dlq_rows(database_url)) >= len(entries)
         hits = corpus.hits()
         print(
             f"\nsearched {len(corpus.texts)} texts ({sum(len(t) for _, t in corpus.texts)} chars): {len(hits)} hits"
