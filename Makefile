@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint format run demo bench lock clean
+.PHONY: install test lint format run demo bench soak lock clean
 
 install: $(STAMP)
 
@@ -27,11 +27,29 @@ format: install
 test: install lint
 	$(BIN)/pytest
 
-run: install
+# The targets-file JSON Schema, generated from its declaration (publishing/target_schema.py).
+.PHONY: schema
+schema: install
+	$(BIN)/python -m publishing.target_schema > deploy/targets.schema.json
+
+# `make run` needs the runtime dependencies only; the dev toolchain is for `make test`.
+RUN_STAMP := $(VENV)/.installed-run
+
+$(RUN_STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUN_STAMP)
+
+run: $(RUN_STAMP)
 	$(BIN)/python deploy/local/run.py
 
-demo: install
+demo: $(RUN_STAMP)
 	$(BIN)/python deploy/local/run.py --demo
+
+# Long fault scenarios (minutes each), kept out of `make test`.
+soak: install
+	$(BIN)/pytest -m soak -s
 
 bench: install
 	$(BIN)/python -c 'import matplotlib' 2>/dev/null && test -x $(BIN)/py-spy \

@@ -25,6 +25,7 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
         dlq,
         errors,
         health,
+        history,
         jobs,
         metrics,
         openapi,
@@ -50,6 +51,10 @@ def create_app(settings: Settings | None = None, services: ApiServices | None = 
     errors.init_app(app)
     request_guard.init_app(app)
     auth.init_app(app, settings.api_tokens)
-    for module in (webhook, queue, jobs, dlq, targets, breakers, health, openapi, metrics):
+    for module in (webhook, queue, jobs, history, dlq, targets, breakers, health, openapi, metrics):
         app.register_blueprint(module.bp)
+    # The operator console's HTML pages at /ui/: an app of its own beside this one (api/ui).
+    from api.ui import mount_console
+
+    mount_console(app)
     return app

@@ -56,9 +56,38 @@ class TokenTable:
                 found = role
         return found
 
+    def role_of_mark(self, key: bytes, mark: str) -> Role | None:
+        """The role of the token whose ``session_mark`` under ``key`` is ``mark``; None once
+        that token is no longer configured. Every entry is compared, as in ``role_of``."""
+        given = mark.encode()
+        found: Role | None = None
+        for digest, role in self._entries:
+            if hmac.compare_digest(given, _mark(key, digest).encode()):
+                found = role
+        return found
+
+
+def _mark(key: bytes, digest: bytes) -> str:
+    return hmac.new(key, digest, hashlib.sha256).hexdigest()
+
+
+def session_mark(key: bytes, token: str) -> str:
+    """What a console session keeps instead of its token (``api.ui``): an HMAC of the token's
+    digest under the session key, which names the token without revealing it, so that a
+    session ends when its token is removed from ``PUBLISHING_API_TOKENS``."""
+    return _mark(key, _digest(token))
+
 
 def _table() -> TokenTable:
     return cast(TokenTable, current_app.extensions[EXTENSION])
+
+
+def role_of_token(token: str) -> Role | None:
+    return _table().role_of(token)
+
+
+def role_of_session(key: bytes, mark: str) -> Role | None:
+    return _table().role_of_mark(key, mark)
 
 
 def auth_is_off() -> bool:

@@ -18,11 +18,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import requests
+import yaml
 
 from api.schemas_targets import TEST_SEVERITIES
 from publishing.classification import ErrorType
+from publishing.errors import ConfigError
 from publishing.priority import Priority
 from publishing.replay import RunState
+from publishing.target_config import document_problems
+from publishing.targets import Target, check_target_set
 from publishing.tracking import JobState
 
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -268,6 +272,35 @@ def cmd_jobs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO)
     return 0
 
 
+def cmd_targets_validate(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Offline: every problem of every file, one line each; the set is checked as the workers load it."""
+    problems: list[str] = []
+    found: list[Target] = []
+    for path in args.files:
+        try:
+            document = yaml.safe_load(path.read_text())
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{path}: cannot be read ({type(exc).__name__})")
+            continue
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            problems.append(f"{path}: not valid YAML or JSON{f' at line {mark.line + 1}' if mark else ''}")
+            continue
+        targets, file_problems = document_problems(document, str(path))
+        problems += file_problems
+        found += targets
+    if not problems:
+        try:
+            check_target_set(found)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    for problem in problems:
+        print(problem, file=out)
+    if not problems:
+        print(f"{len(found)} targets in {len(args.files)} files: valid", file=out)
+    return EXIT_API_ERROR if problems else 0
+
+
 def _show(args: argparse.Namespace, data: Any, out: TextIO) -> None:
     if args.output == "table" and isinstance(data, dict):
         print_fields(data, out)
@@ -342,6 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
         "reset", help="close a target's breaker"
     )
     reset.add_argument("reset_target", metavar="TARGET")
+
+    targets = commands.add_parser("targets", help="targets files and targets").add_subparsers(
+        dest="targets_command", required=True, metavar="TARGETS_COMMAND"
+    )
+    validate = targets.add_parser(
+        "validate", help="check targets files as the workers load them (offline: no API call)"
+    )
+    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    validate.set_defaults(func=cmd_targets_validate)
 
     jobs = commands.add_parser("jobs", help="tracked jobs, newest first (or one by id)")
     jobs.add_argument("job_id", nargs="?", metavar="JOB_ID")

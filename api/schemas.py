@@ -17,6 +17,7 @@ from api.schemas_query import DLQFilterFields
 from api.schemas_targets import BreakerLabel
 from publishing.classification import ErrorType
 from publishing.dlq import MAX_PAGE, ReplayResult
+from publishing.history import AttemptResult
 from publishing.priority import Priority
 from publishing.replay import RunState
 from publishing.tracking import JobState
@@ -144,6 +145,41 @@ class DeadLetter(BaseModel):
     replay_job_id: str | None
     replayed_from: str | None
     delivered_via: str | None = Field(description="The fallback target last tried, if any.")
+
+
+class Attempt(BaseModel):
+    """One delivery attempt (docs/design.md (Delivery history))."""
+
+    id: str
+    job_id: str
+    target: str = Field(description="The job's target.")
+    via: str | None = Field(description="The fallback target the attempt went to, if any.")
+    attempt: Annotated[int, Field(ge=1)]
+    attempted_at: datetime
+    result: AttemptResult
+    status_code: int | None = Field(description="The target's HTTP status, when it answered.")
+    duration_s: float
+    error_type: ErrorType | None
+    excerpt: str | None = Field(description="The redacted error, at most 500 characters.")
+    fingerprint: str
+    alert_name: str
+    priority: Priority
+
+
+class HistoryPage(BaseModel):
+    attempts: list[Attempt]
+    total: Count
+
+
+class JobAttempts(BaseModel):
+    job_id: str
+    attempts: list[Attempt] = Field(description="Oldest first.")
+
+
+class ResendAccepted(BaseModel):
+    job_id: str
+    target: str
+    attempt_id: str
 
 
 class DeadLetterPage(BaseModel):

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.params import DURATION
 from publishing.classification import ErrorType
 from publishing.dlq import MAX_PAGE
+from publishing.history import MAX_HISTORY_PAGE
 from publishing.priority import Priority
 from publishing.tracking import JobState
 
@@ -50,6 +51,16 @@ class JobsQuery(Query):
     priority: Priority | None = None
     target: str | None = None
     limit: int = Field(100, ge=1, le=MAX_JOBS_LIMIT)
+
+
+class HistoryQuery(Query):
+    fingerprint: str | None = Field(None, min_length=1)
+    alertname: str | None = Field(None, min_length=1)
+    target: str | None = Field(None, min_length=1, description="The job's target.")
+    since: datetime | None = Field(None, description="Attempts at or after this time.")
+    until: datetime | None = Field(None, description="Attempts before this time.")
+    limit: int = Field(100, ge=1, le=MAX_HISTORY_PAGE)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class DLQFilterFields(BaseModel):

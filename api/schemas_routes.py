@@ -57,6 +57,19 @@ OPERATIONS: Mapping[str, Operation] = {
     "jobs.get_job": Operation(
         "One tracked job", "jobs", 200, s.Job, "The job", (404, 503), path={"job_id": "The job id."}
     ),
+    "history.list_attempts": Operation(
+        "Delivery attempts, newest first, kept PUBLISHING_HISTORY_RETENTION_DAYS",
+        "jobs", 200, s.HistoryPage, "A page of attempts", (400, 503),
+    ),
+    "history.job_attempts": Operation(
+        "A job's delivery attempts, oldest first", "jobs", 200, s.JobAttempts, "The attempts", (503,),
+        path={"job_id": "The job id."},
+    ),
+    "history.resend": Operation(
+        "Send an attempt's alert to the target it went to again, as a new job",
+        "jobs", 202, s.ResendAccepted, "The new job is queued", (404, 409, 503),
+        path={"attempt_id": "The attempt id; anything but a UUID names none (404)."},
+    ),
     "dlq.list_entries": Operation(
         "Dead letters, newest first", "dlq", 200, s.DeadLetterPage, "A page of rows", (400, 503)
     ),
@@ -89,6 +102,11 @@ OPERATIONS: Mapping[str, Operation] = {
         "One target, redacted, with its breaker and health: success rate, last success, last "
         "failure and its error, breaker history, pauses, rate limiting and fallback use",
         "targets", 200, t.TargetDetail, "The target", (404, 503), path=_TARGET,
+    ),
+    "targets.schema": Operation(
+        "The JSON Schema of a targets file (PUBLISHING_TARGETS), as shipped in deploy/targets.schema.json",
+        "targets", 200, None, "JSON Schema 2020-12",
+        content={JSON: {"schema": {"type": "object"}}},
     ),
     "targets.send_test": Operation(
         "Send a synthetic test alert to a target through the whole pipeline",

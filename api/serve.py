@@ -12,9 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from api.limits import GUNICORN_LIMITS
+from publishing.adapters.logs import gunicorn_logconfig
 from publishing.adapters.multiprocess import use_multiprocess_dir
+from publishing.adapters.target_files import check_targets
 from publishing.errors import ConfigError
-from publishing.settings import Settings
+from publishing.settings import Settings, warn_unknown_variables
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ)
         settings.check_api_access()
+        check_targets(settings.targets_path)
     except ConfigError as exc:
         print(f"publishing API: {exc}", file=sys.stderr)
         return 2
+    warn_unknown_variables(os.environ)
 
     # gunicorn's workers share their metrics through files (before prometheus_client loads).
     use_multiprocess_dir("publishing-api-metrics-")
@@ -53,6 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             self.cfg.set("workers", args.workers)
             for name, value in GUNICORN_LIMITS.items():
                 self.cfg.set(name, value)
+            # gunicorn's own lines as JSON, like the app's.
+            self.cfg.set("logconfig_dict", gunicorn_logconfig())
 
         def load(self) -> Any:
             # Built in each worker after the fork: its Redis, database and broker connections
@@ -64,6 +70,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             configure_logging(lambda: services_of(app).registry.secrets())
             return app
 
-    print(f"publishing API on http://{args.host}:{args.port}/ (OpenAPI at /api/v2/openapi.json)")
+    log.info("publishing API on http://%s:%d/ (OpenAPI at /api/v2/openapi.json)", args.host, args.port)
     Server().run()
     return 0

@@ -1,5 +1,5 @@
-"""Targets (docs/design.md (Targets and payloads)): listed with secrets redacted and each one's breaker state, and a
-synthetic test alert sent through the whole pipeline to one of them."""
+"""Targets (docs/design.md (Targets and payloads)): listed with secrets redacted and each one's breaker state, a
+synthetic test alert sent through the whole pipeline to one of them, and the targets file's JSON Schema."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from api.params import invalid_field, json_body
 from api.schemas_targets import TEST_SEVERITIES, TestAlertRequest
 from api.services import services
 from publishing.alert import Alert, AlertStatus, EnrichedAlert
+from publishing.target_schema import targets_json_schema
 
 bp = Blueprint("targets", __name__, url_prefix="/api/v2/publishing/targets")
 DEFAULT_TEST_SEVERITY = TestAlertRequest.model_fields["severity"].default.value
@@ -29,6 +30,13 @@ def list_targets() -> ResponseReturnValue:
         {**t.to_public_dict(), "breaker": svc.breakers.status(t.name).to_dict()} for t in svc.registry.all()
     ]
     return jsonify({"targets": targets})
+
+
+@bp.get("/schema")
+@require(Role.READER)
+def schema() -> ResponseReturnValue:
+    """The targets-file JSON Schema, as shipped in ``deploy/targets.schema.json``."""
+    return jsonify(targets_json_schema())
 
 
 @bp.get("/<name>")

@@ -1,7 +1,8 @@
 """Gunicorn settings for the API in the fleet: the defaults, request limits above the API's own
 caps (so an over-long URL or header gets the API's JSON 414 or 431, not gunicorn's HTML), and
 the two hooks that keep prometheus-client's multiprocess files right (every gunicorn worker
-writes its counters to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up)."""
+writes its counters to ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics`` adds them up). gunicorn's
+own error and access lines are JSON like the app's."""
 
 import os
 import sys
@@ -9,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from api.limits import GUNICORN_LIMITS
+from publishing.adapters.logs import gunicorn_logconfig
+from publishing.adapters.target_files import check_targets
 from publishing.errors import ConfigError
 from publishing.settings import Settings
 
@@ -19,6 +22,7 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "4"))
 timeout = 30
 graceful_timeout = 20
 accesslog = "-"
+logconfig_dict = gunicorn_logconfig()
 limit_request_line = GUNICORN_LIMITS["limit_request_line"]
 limit_request_fields = GUNICORN_LIMITS["limit_request_fields"]
 limit_request_field_size = GUNICORN_LIMITS["limit_request_field_size"]
@@ -30,7 +34,9 @@ def on_starting(server: Any) -> None:
     # Refuse in the master, before any worker boots: one line, instead of every worker failing
     # to load the app (api.wsgi) at once.
     try:
-        Settings.from_env(os.environ).check_api_access()
+        settings = Settings.from_env(os.environ)
+        settings.check_api_access()
+        check_targets(settings.targets_path)
     except ConfigError as exc:
         print(f"publishing API: {exc}", file=sys.stderr, flush=True)
         sys.exit(4)  # gunicorn's "app failed to load"

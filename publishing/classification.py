@@ -51,6 +51,15 @@ def classify_status(status_code: int) -> ErrorType:
     return ErrorType.UNKNOWN
 
 
+def classify_smtp_reply(code: int) -> ErrorType:
+    """An SMTP reply that refused the mail: 4xx asks to try again later, 5xx is final."""
+    if 400 <= code < 500:
+        return ErrorType.TRANSIENT
+    if 500 <= code < 600:
+        return ErrorType.PERMANENT
+    return ErrorType.UNKNOWN
+
+
 def status_from_text(text: str) -> int | None:
     """A status code named in a message ("HTTP 503", "status code: 429"), else None."""
     match = _STATUS_IN_TEXT.search(text)

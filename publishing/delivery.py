@@ -174,17 +174,26 @@ class DeliveryService:
         firing = job.alert.alert.status is AlertStatus.FIRING
         if self._gate is not None:
             gate = self._gate.enter(
-                target.name, job.alert.alert.fingerprint, job.job_id, firing, job.submitted_at, lease_s
+                target.name,
+                job.alert.alert.fingerprint,
+                job.job_id,
+                firing,
+                job.submitted_at,
+                lease_s,
+                require_fired=target.resolve_only_if_fired,
             )
             if gate.gate is Gate.SUPERSEDED:
                 return Superseded()
             if gate.gate is Gate.WAIT:
                 return Deferred(gate.wait_s + self._rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
+        outcome: Outcome | None = None
         try:
-            return self._admitted_attempt(job, target, lease_s)
+            outcome = self._admitted_attempt(job, target, lease_s)
+            return outcome
         finally:
             if self._gate is not None and firing:
-                self._gate.leave(target.name, job.alert.alert.fingerprint, job.job_id)
+                delivered = isinstance(outcome, Delivered)
+                self._gate.leave(target.name, job.alert.alert.fingerprint, job.job_id, delivered=delivered)
 
     def _admitted_attempt(self, job: Job, target: Target, lease_s: float) -> Outcome:
         config = self._breaker_config

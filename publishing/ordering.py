@@ -12,6 +12,10 @@ a short lease that makes the resolve wait for it, so the two can never cross.
 the API hosts': each submission is noted with the gate when it is tracked, and a firing is
 superseded by a resolve noted at or after its own note. Two API hosts whose clocks disagree
 cannot reorder them.
+
+A target with ``resolve_only_if_fired`` also has its resolves held to a firing that reached it
+(prometheus/alertmanager#878): the gate notes each firing delivered, and a resolve of an alert
+with none (never sent, or superseded) is superseded in turn.
 """
 
 from __future__ import annotations
@@ -52,14 +56,23 @@ class OrderGate(Protocol):
         ...
 
     def enter(
-        self, target: str, fingerprint: str, job_id: str, firing: bool, submitted_at: float, lease_s: float
+        self,
+        target: str,
+        fingerprint: str,
+        job_id: str,
+        firing: bool,
+        submitted_at: float,
+        lease_s: float,
+        require_fired: bool = False,
     ) -> GateDecision:
         """Before an attempt: a firing job learns whether a resolve noted at or after its own
         note superseded it (and otherwise holds the in-flight lease); a resolve learns whether
-        a firing attempt is on the wire. ``submitted_at`` (the API host's clock) is compared
-        only for a firing job that was never noted (a job queued before notes existed)."""
+        a firing attempt is on the wire, and, with ``require_fired``, is superseded when no
+        firing of the alert was delivered to the target. ``submitted_at`` (the API host's
+        clock) is compared only for a firing job that was never noted (a job queued before
+        notes existed)."""
         ...
 
-    def leave(self, target: str, fingerprint: str, job_id: str) -> None:
-        """After a firing attempt: drop its in-flight lease."""
+    def leave(self, target: str, fingerprint: str, job_id: str, delivered: bool = False) -> None:
+        """After a firing attempt: drop its in-flight lease, and note whether it was delivered."""
         ...

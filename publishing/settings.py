@@ -3,6 +3,8 @@ start-up with a message naming the variable, the value and what is allowed."""
 
 from __future__ import annotations
 
+import difflib
+import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -14,6 +16,8 @@ from publishing.breaker import BreakerConfig
 from publishing.errors import ConfigError
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 ROLES = ("reader", "operator", "admin")
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
@@ -63,6 +67,11 @@ def parse_api_tokens(raw: str, name: str = "PUBLISHING_API_TOKENS") -> dict[str,
 
 
 _ON, _OFF = ("1", "true", "yes"), ("", "0", "false", "no")
+
+
+def _set(environ: Mapping[str, str]) -> dict[str, str]:
+    """The variables given a value: an empty one stands for its default."""
+    return {name: value for name, value in environ.items() if value.strip()}
 
 
 def _switch(environ: Mapping[str, str], name: str) -> bool:
@@ -132,6 +141,53 @@ def _with_secret_files(environ: Mapping[str, str]) -> Mapping[str, str]:
             raise ConfigError(f"{file_name}={path!r} is not valid: the file is empty")
         resolved[name] = value
     return resolved
+
+
+_RETRY_KNOBS = ("MAX_RETRIES", "RETRY_BASE_S", "RETRY_MAX_BACKOFF_S", "RETRY_JITTER_S", "RETRY_AFTER_MAX_S")
+# Every PUBLISHING_* variable something of ours reads: ``Settings.from_env``'s, then the
+# processes' own (the worker's metrics port, logging, Flower, the API's command line and
+# ``make run``). One list, so a misspelled name is caught at start-up.
+KNOWN_VARIABLES = frozenset(
+    {
+        *(f"PUBLISHING_{knob}" for knob in _RETRY_KNOBS),
+        *(f"PUBLISHING_{p.name}_{knob}" for p in Priority for knob in _RETRY_KNOBS),
+        "PUBLISHING_REDIS_SENTINEL_MASTER", "PUBLISHING_TARGETS", "PUBLISHING_API_TOKENS",
+        "PUBLISHING_INSECURE_NO_AUTH", "PUBLISHING_HTTP_TIMEOUT_S",
+        "PUBLISHING_BREAKER_FAILURE_THRESHOLD", "PUBLISHING_BREAKER_OPEN_TIMEOUT_S",
+        "PUBLISHING_BREAKER_HALF_OPEN_PROBES", "PUBLISHING_BREAKER_SUCCESS_THRESHOLD",
+        "PUBLISHING_BREAKER_MAX_DEFERRAL_S", "PUBLISHING_TRACKING_CAPACITY", "PUBLISHING_TRACKING_TTL_S",
+        "PUBLISHING_DEDUP_WINDOW_S", "PUBLISHING_MAX_BODY_BYTES", "PUBLISHING_MAX_ALERTS_PER_REQUEST",
+        "PUBLISHING_MAX_LABELS", "PUBLISHING_MAX_ANNOTATIONS", "PUBLISHING_MAX_LABEL_NAME_CHARS",
+        "PUBLISHING_MAX_VALUE_CHARS", "PUBLISHING_MAX_METADATA_DEPTH", "PUBLISHING_MAX_METADATA_BYTES",
+        "PUBLISHING_VISIBILITY_TIMEOUT_S", "PUBLISHING_KEY_PREFIX", "PUBLISHING_RECONCILE_INTERVAL_S",
+        "PUBLISHING_RECONCILE_GRACE_S", "PUBLISHING_HISTORY", "PUBLISHING_HISTORY_RETENTION_DAYS",
+        "PUBLISHING_HISTORY_FLUSH_INTERVAL_S",
+        # the processes
+        "PUBLISHING_WORKER_METRICS_PORT", "PUBLISHING_LOG_LEVEL", "PUBLISHING_LOG_FORMAT",
+        "PUBLISHING_FLOWER_WORKER_CONTROL", "PUBLISHING_VAR_DIR", "PUBLISHING_API_PORT",
+        "PUBLISHING_API_URL", "PUBLISHING_API_TOKEN", "PUBLISHING_UI_SECRET",
+        # deploy/compose.yaml's image, often exported in the same shell
+        "PUBLISHING_IMAGE",
+    }
+)  # fmt: skip
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """One line for each ``PUBLISHING_*`` variable nothing reads (a ``_FILE`` twin of a known one
+    is known), naming the closest known name."""
+    known = KNOWN_VARIABLES | {f"{name}_FILE" for name in KNOWN_VARIABLES}
+    lines = []
+    for name in sorted(environ):
+        if name.startswith("PUBLISHING_") and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            lines.append(f"{name} is not a setting and is ignored{hint}")
+    return lines
+
+
+def warn_unknown_variables(environ: Mapping[str, str]) -> None:
+    for line in unknown_variables(environ):
+        log.warning("%s", line)
 
 
 # The time limits of one publish run (docs/design.md (Retries)), from the longest HTTP timeout
@@ -209,6 +265,11 @@ class Settings:
     # for longer than the grace period (beyond its countdown).
     reconcile_interval_s: float = 30.0
     reconcile_grace_s: float = 60.0
+    # Delivery history (docs/design.md (Delivery history)): every attempt recorded (0: none),
+    # moved to the database every flush interval, kept this many days.
+    history_enabled: bool = True
+    history_retention_days: float = 14.0
+    history_flush_interval_s: float = 2.0
 
     def __repr__(self) -> str:
         # Never print a password: settings reach logs and tracebacks.
@@ -275,6 +336,10 @@ class Settings:
             key_prefix=environ.get("PUBLISHING_KEY_PREFIX", "").strip() or "publishing",
             reconcile_interval_s=_number(environ, "PUBLISHING_RECONCILE_INTERVAL_S", 30.0, float, 0),
             reconcile_grace_s=_number(environ, "PUBLISHING_RECONCILE_GRACE_S", 60.0, float, 1),
+            # On unless set to 0 (an empty value is the default, as for every other setting).
+            history_enabled=_switch({"PUBLISHING_HISTORY": "1", **_set(environ)}, "PUBLISHING_HISTORY"),
+            history_retention_days=_number(environ, "PUBLISHING_HISTORY_RETENTION_DAYS", 14.0, float, 0.001),
+            history_flush_interval_s=_number(environ, "PUBLISHING_HISTORY_FLUSH_INTERVAL_S", 2.0, float, 0.1),
         )
         backoff = settings.longest_backoff_s()
         if settings.visibility_timeout_s < 2 * backoff:

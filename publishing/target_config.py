@@ -1,244 +1,347 @@
-"""A target's configuration, parsed and validated: every field's rule, an unknown key refused
-with the allowed ones named, a problem reported with where it is (file, target, field)."""
+"""A target's configuration, parsed and validated against its declaration
+(``publishing.target_schema``): every problem reported on one line with where it is (file,
+target, field), an unknown key refused with the allowed ones named, no secret echoed."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ValidationError
+
 from publishing.breaker import RateLimit
 from publishing.errors import ConfigError
+from publishing.events import EventsSpec
+from publishing.target_schema import (
+    NOT_HTTP,
+    REQUIRED_SECRET,
+    FilterSpec,
+    RateLimitSpec,
+    SmtpSpec,
+    TargetsDocument,
+    TargetSpec,
+    TemplateSpec,
+)
 from publishing.targets import (
     ALLOWED_FORMATS,
-    DNS_LABEL,
     BasicAuth,
+    MessageTemplate,
+    RetryOverrides,
+    SmtpConfig,
     Target,
     TargetFilter,
     TargetFormat,
     TargetType,
 )
+from publishing.templates import TemplateProblem, compile_template
 
-_KNOWN_KEYS = frozenset(
-    {
-        "name", "type", "format", "url", "enabled", "headers", "filter", "timeout_s",
-        "routing_key", "api_token", "bearer_token", "basic_auth", "signing_secret", "rate_limit",
-        "fallback", "fallback_after_s", "fallback_priorities", "url_is_public",
-    }
-)  # fmt: skip
 # The providers' documented limits, applied unless a target sets its own (or ``false``):
 # PagerDuty's Events API takes 120 events a minute per routing key, a Slack incoming
-# webhook one message a second.
+# webhook one message a second. A Teams webhook takes 4 requests a second (longer windows
+# answer 429 with ``retry_after``, which pauses the target); a Discord webhook 30 messages a
+# minute to its channel, in bursts of 5; Opsgenie's alert limits depend on the plan, so one
+# request a second, which every plan takes.
 DEFAULT_RATE_LIMITS: Mapping[TargetType, RateLimit] = {
     TargetType.PAGERDUTY: RateLimit(interval_s=0.5, burst=1),
     TargetType.SLACK: RateLimit(interval_s=1.0, burst=1),
+    TargetType.MSTEAMS: RateLimit(interval_s=0.25, burst=4),
+    TargetType.DISCORD: RateLimit(interval_s=2.0, burst=5),
+    TargetType.OPSGENIE: RateLimit(interval_s=1.0, burst=1),
 }
-_FILTER_KEYS = frozenset({"labels", "labels_regex", "severity", "status"})
+_NON_EMPTY = "must be a non-empty string"
+_TRUE_OR_FALSE = "must be true or false"
+# What a field must be, by its dotted path, said once for every way a value can be wrong.
+_RULES: Mapping[str, str] = {
+    "type": f"must be one of {[t.value for t in TargetType]}",
+    "format": f"must be one of {[f.value for f in TargetFormat]}",
+    "url": "must be an absolute http:// or https:// URL",
+    "enabled": _TRUE_OR_FALSE,
+    "url_is_public": _TRUE_OR_FALSE,
+    "timeout_s": "must be a positive number of seconds",
+    "headers": "must be a mapping of strings",
+    "basic_auth": "must be {username, password}",
+    "filter": "must be a mapping",
+    "filter.labels": "must be a mapping of strings",
+    "filter.labels_regex": "must be a mapping of strings",
+    "filter.severity": "must be a list of strings",
+    "filter.status": "may hold only firing and resolved",
+    "rate_limit": "must be {per_s: N} or {per_min: N} with positive N (optionally a whole burst >= 1), or false",
+    "fallback": "must be a list of target names",
+    "fallback_after_s": "must be a number of seconds >= 0",
+    "fallback_priorities": "must be a list of high, medium, low",
+    "routing_key": _NON_EMPTY,
+    "api_token": _NON_EMPTY,
+    "bearer_token": _NON_EMPTY,
+    "signing_secret": _NON_EMPTY,
+    "api_key": _NON_EMPTY,
+    "smtp": "must be {host, from, to: [...]} (optionally port, starttls, username, password, ca_file)",
+    "smtp.host": _NON_EMPTY,
+    "smtp.port": "must be a port number, 1 to 65535",
+    "smtp.starttls": _TRUE_OR_FALSE,
+    "smtp.from": "must be an email address",
+    "smtp.to": "must be a non-empty list of email addresses",
+    "template": "must be {title, text} of strings",
+    "max_retries": "must be a whole number >= 0",
+    "retry_base_s": "must be a positive number of seconds",
+    "retry_max_backoff_s": "must be a positive number of seconds",
+    "resolve_only_if_fired": _TRUE_OR_FALSE,
+}
+# Objects whose unknown keys are listed with the allowed ones (the others say their shape).
+_KEYED: Mapping[str, type[BaseModel]] = {
+    "": TargetSpec,
+    "filter": FilterSpec,
+    "smtp": SmtpSpec,
+    "template": TemplateSpec,
+}
+_NAME_RULE = "must be a DNS-1123 label (lower-case a-z, 0-9 and '-', at most 63)"
 
 
-def _fail(where: str, message: str) -> ConfigError:
-    return ConfigError(f"{where}: {message}")
+class TargetConfigError(ConfigError):
+    """A target's configuration is invalid.
+
+    ``problems`` holds one line a problem, each naming where it is; the message is the first.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        super().__init__(problems[0] + more)
 
 
-def _strings(value: Any, where: str, what: str) -> dict[str, str]:
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise _fail(where, f"{what} must be a mapping of strings")
-    return {str(k): v for k, v in value.items()}
+def _path(loc: tuple[int | str, ...]) -> str:
+    """The dotted field path of an error location, without pydantic's union-branch tags."""
+    fields: list[str] = []
+    model: type[BaseModel] | None = TargetSpec
+    for part in loc:
+        if model is not None and isinstance(part, str) and part in _field_names(model):
+            fields.append(part)
+            model = _KEYED.get(".".join(fields)) if len(fields) == 1 else None
+        elif model is not None:
+            break
+    return ".".join(fields)
 
 
-def _optional_str(raw: Mapping[str, Any], key: str, where: str) -> str | None:
-    value = raw.get(key)
-    if value is None:
+def _field_names(model: type[BaseModel]) -> set[str]:
+    """A model's keys as a file spells them (``from`` for ``sender``)."""
+    return {info.alias or name for name, info in model.model_fields.items()}
+
+
+def _problems(error: ValidationError, name: str | None) -> list[str]:
+    problems: list[str] = []
+    unknown: dict[str, list[str]] = {}
+    for item in error.errors():
+        path = _path(item["loc"])
+        if item["type"] == "extra_forbidden" and path in _KEYED:
+            unknown.setdefault(path, []).append(str(item["loc"][-1]))
+            continue
+        if path == "name":
+            problems.insert(0, f"name {name!r} {_NAME_RULE}")
+            continue
+        rule = _RULES.get(path) or _RULES.get(path.partition(".")[0]) or item["msg"]
+        problem = f"{path} {rule}" if path else rule
+        if problem not in problems:
+            problems.append(problem)
+    for path, keys in unknown.items():
+        allowed = sorted(_field_names(_KEYED[path]))
+        owner = f"{path} has unknown" if path else "unknown"
+        problems.insert(0 if not path else len(problems), f"{owner} keys {sorted(keys)}; allowed {allowed}")
+    return problems
+
+
+def _rate_limit(spec: RateLimitSpec | bool | None, target_type: TargetType) -> RateLimit | None:
+    if spec is None:
+        return DEFAULT_RATE_LIMITS.get(target_type)
+    if spec is False or spec is True:
         return None
-    if not isinstance(value, str) or not value:
-        raise _fail(where, f"{key} must be a non-empty string")
-    return value
+    return RateLimit(interval_s=1 / spec.per_second, burst=spec.burst)
 
 
-def parse_filter(raw: Any, where: str) -> TargetFilter:
-    if raw is None:
-        return TargetFilter()
-    if not isinstance(raw, dict):
-        raise _fail(where, "filter must be a mapping")
-    unknown = set(raw) - _FILTER_KEYS
-    if unknown:
-        raise _fail(where, f"filter has unknown keys {sorted(unknown)}; allowed {sorted(_FILTER_KEYS)}")
+def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    return [value] if isinstance(value, str) else list(value) if value is not None else None
+
+
+def _filter(spec: FilterSpec | None) -> tuple[TargetFilter, list[str]]:
+    if spec is None:
+        return TargetFilter(), []
+    problems: list[str] = []
     regexes: dict[str, re.Pattern[str]] = {}
-    for key, pattern in _strings(raw.get("labels_regex"), where, "filter.labels_regex").items():
+    for key, pattern in (spec.labels_regex or {}).items():
         try:
             regexes[key] = re.compile(pattern)
         except re.error as exc:
-            raise _fail(where, f"filter.labels_regex.{key} is not a valid regex: {exc}") from None
-
-    def string_set(key: str) -> frozenset[str] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise _fail(where, f"filter.{key} must be a list of strings")
-        return frozenset(value)
-
-    status = string_set("status")
-    if status and not status <= {"firing", "resolved"}:
-        raise _fail(where, f"filter.status may hold only firing and resolved, got {sorted(status)}")
-    return TargetFilter(
-        labels=_strings(raw.get("labels"), where, "filter.labels"),
+            problems.append(f"filter.labels_regex.{key} is not a valid regex: {exc}")
+    severity, status = _as_list(spec.severity), _as_list(spec.status)
+    built = TargetFilter(
+        labels=dict(spec.labels or {}),
         labels_regex=regexes,
-        severity=string_set("severity"),
-        status=status,
+        severity=frozenset(severity) if severity is not None else None,
+        status=frozenset(status) if status is not None else None,
+    )
+    return built, problems
+
+
+def _cross_field_problems(spec: TargetSpec, target_format: TargetFormat) -> list[str]:
+    """What the field types cannot say: the rules between fields, and the URL's host."""
+    problems = []
+    if target_format not in ALLOWED_FORMATS[spec.type]:
+        allowed = sorted(f.value for f in ALLOWED_FORMATS[spec.type])
+        problems.append(f"format: type {spec.type.value} takes format {allowed}, not {target_format.value}")
+    if spec.type is NOT_HTTP:
+        if spec.url is not None:
+            problems.append("url: an email target has smtp, not url")
+        if spec.smtp is None:
+            problems.append("smtp: an email target needs smtp")
+        elif (spec.smtp.username is None) != (spec.smtp.password is None):
+            problems.append("smtp: username and password go together")
+    else:
+        if spec.smtp is not None:
+            problems.append(f"smtp: only an email target takes smtp, not {spec.type.value}")
+        try:
+            host = urlsplit(spec.url).hostname if spec.url is not None else None
+        except ValueError:
+            host = None
+        if not host:
+            problems.append(f"url {_RULES['url']}")
+    if spec.url_is_public and spec.type is TargetType.SLACK:
+        problems.append("url_is_public cannot be true for a slack target: its URL is its credential")
+    if spec.name in (_as_list(spec.fallback) or []):
+        problems.append("fallback: a target cannot be its own fallback")
+    problems += _template_problems(spec.template)
+    secret = REQUIRED_SECRET.get(spec.type)
+    if secret and not getattr(spec, secret):
+        problems.append(f"{secret}: a {spec.type.value} target needs {secret}")
+    return problems
+
+
+def _template_problems(spec: TemplateSpec | None) -> list[str]:
+    """Each template compiles (a syntax error named by its line in the template)."""
+    problems = []
+    for key in ("title", "text"):
+        source = getattr(spec, key) if spec is not None else None
+        if source is None:
+            continue
+        try:
+            compile_template(source)
+        except TemplateProblem as exc:
+            problems.append(f"template.{key}: {exc}")
+    return problems
+
+
+def _smtp(spec: SmtpSpec | None) -> SmtpConfig | None:
+    if spec is None:
+        return None
+    return SmtpConfig(
+        host=spec.host,
+        port=spec.port,
+        starttls=spec.starttls,
+        username=spec.username,
+        password=spec.password,
+        sender=spec.sender,
+        recipients=tuple(spec.to),
+        ca_file=spec.ca_file,
     )
 
 
-def parse_rate_limit(raw: Any, target_type: TargetType, where: str) -> RateLimit | None:
-    """``{per_s: N}`` or ``{per_min: N}`` with an optional ``burst``; ``false`` for none;
-    absent for the provider's documented default."""
-    if raw is None:
-        return DEFAULT_RATE_LIMITS.get(target_type)
-    if raw is False:
-        return None
-    if (
-        not isinstance(raw, dict)
-        or set(raw) - {"per_s", "per_min", "burst"}
-        or len(set(raw) & {"per_s", "per_min"}) != 1
-    ):
-        raise _fail(where, "rate_limit must be {per_s: N} or {per_min: N} (optionally with burst), or false")
-    per_s = raw["per_s"] if "per_s" in raw else raw["per_min"] / 60 if _positive(raw["per_min"]) else 0
-    burst = raw.get("burst", 1)
-    if not _positive(per_s) or isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-        raise _fail(where, "rate_limit needs a positive rate and a whole burst of at least 1")
-    return RateLimit(interval_s=1 / float(per_s), burst=burst)
-
-
-def _parse_fallback(raw: Mapping[str, Any], name: str, where: str) -> dict[str, Any]:
-    fallback = raw.get("fallback", [])
-    if isinstance(fallback, str):
-        fallback = [fallback]
-    if not isinstance(fallback, list) or not all(isinstance(f, str) and DNS_LABEL.match(f) for f in fallback):
-        raise _fail(where, "fallback must be a list of target names")
-    if name in fallback:
-        raise _fail(where, "a target cannot be its own fallback")
-    after = raw.get("fallback_after_s", 60.0)
-    if not _positive(after) and after != 0:
-        raise _fail(where, "fallback_after_s must be a number of seconds >= 0")
-    priorities = raw.get("fallback_priorities", ["high"])
-    if not isinstance(priorities, list) or not set(priorities) <= {"high", "medium", "low"}:
-        raise _fail(where, "fallback_priorities must be a list of high, medium, low")
-    return {
-        "fallback": tuple(fallback),
-        "fallback_after_s": float(after),
-        "fallback_priorities": frozenset(priorities),
-    }
-
-
-def _positive(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, int | float) and value > 0
+def check_target(raw: Any, where: str = "target") -> Target:
+    """Validate one target object, raising ``TargetConfigError`` with every problem found."""
+    if not isinstance(raw, dict):
+        raise TargetConfigError([f"{where}: a target must be a mapping"])
+    raw_name = raw.get("name")
+    name = raw_name if isinstance(raw_name, str) else None
+    try:
+        spec = TargetSpec.model_validate(raw)
+    except ValidationError as exc:
+        problems = _problems(exc, raw_name)
+        label = f"{where} {name!r}" if name and not problems[0].startswith("name ") else where
+        raise TargetConfigError([f"{label}: {p}" for p in problems]) from None
+    where = f"{where} {spec.name!r}"
+    target_format = spec.format or TargetFormat(spec.type.value)
+    target_filter, problems = _filter(spec.filter)
+    problems += _cross_field_problems(spec, target_format)
+    if problems:
+        raise TargetConfigError([f"{where}: {p}" for p in problems])
+    basic = spec.basic_auth
+    smtp = _smtp(spec.smtp)
+    template = spec.template
+    return Target(
+        name=spec.name,
+        type=spec.type,
+        format=target_format,
+        url=smtp.url if smtp is not None else spec.url or "",
+        enabled=spec.enabled,
+        headers=dict(spec.headers or {}),
+        filter=target_filter,
+        timeout_s=spec.timeout_s,
+        routing_key=spec.routing_key,
+        api_token=spec.api_token,
+        bearer_token=spec.bearer_token,
+        basic_auth=BasicAuth(basic.username, basic.password) if basic else None,
+        signing_secret=spec.signing_secret,
+        api_key=spec.api_key,
+        smtp=smtp,
+        template=MessageTemplate(template.title, template.text) if template is not None else None,
+        retry=RetryOverrides(spec.max_retries, spec.retry_base_s, spec.retry_max_backoff_s),
+        resolve_only_if_fired=spec.resolve_only_if_fired,
+        rate_limit=_rate_limit(spec.rate_limit, spec.type),
+        url_is_public=spec.url_is_public,
+        fallback=tuple(_as_list(spec.fallback) or ()),
+        fallback_after_s=spec.fallback_after_s,
+        fallback_priorities=frozenset(spec.fallback_priorities),
+    )
 
 
 def parse_target(raw: Any, where: str = "target") -> Target:
     """Validate one target object; errors name the target and never echo a secret."""
     try:
-        return _parse_target(raw, where)
-    except (TypeError, ValueError, OverflowError) as exc:
-        # Numbers too large for a float, unhashable list entries and the like.
+        return check_target(raw, where)
+    except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+        # Whatever slips past the declaration (a number too large for a float and the like).
         name = raw.get("name") if isinstance(raw, dict) and isinstance(raw.get("name"), str) else None
         label = f"{where} {name!r}" if name else where
-        raise _fail(label, f"invalid value ({type(exc).__name__})") from None
+        raise TargetConfigError([f"{label}: invalid value ({type(exc).__name__})"]) from None
 
 
-def _parse_target(raw: Any, where: str) -> Target:
-    if not isinstance(raw, dict):
-        raise _fail(where, "a target must be a mapping")
-    name = raw.get("name")
-    if not isinstance(name, str) or not DNS_LABEL.match(name):
-        raise _fail(
-            where,
-            f"name {name!r} must be a DNS-1123 label (lower-case a-z, 0-9 and '-', at most 63)",
-        )
-    where = f"{where} {name!r}"
-    unknown = set(raw) - _KNOWN_KEYS
-    if unknown:
-        raise _fail(where, f"unknown keys {sorted(unknown)}")
+def document_problems(document: Any, where: str) -> tuple[list[Target], list[str]]:
+    """The targets of a file's document (``{targets: [...]}``, one target object, or empty),
+    and every problem found in it, one line each."""
+    if document is None:
+        return [], []
+    if isinstance(document, dict) and "targets" in document:
+        unknown = sorted(str(k) for k in set(document) - set(TargetsDocument.model_fields))
+        items = document["targets"]
+        if not isinstance(items, list):
+            return [], [f"{where}: targets must be a list"]
+        problems = [f"{where}: unknown keys {unknown}; allowed ['targets', 'events']"] if unknown else []
+        problems += events_problems(document.get("events"), where)
+        targets = []
+        for i, item in enumerate(items):
+            try:
+                targets.append(parse_target(item, f"{where} targets[{i}]"))
+            except TargetConfigError as exc:
+                problems.extend(exc.problems)
+        return targets, problems
     try:
-        target_type = TargetType(str(raw.get("type")))
-    except ValueError:
-        raise _fail(where, f"type must be one of {[t.value for t in TargetType]}") from None
+        return [parse_target(document, where)], []
+    except TargetConfigError as exc:
+        return [], exc.problems
+
+
+def events_problems(events: Any, where: str) -> list[str]:
+    """Problems of a document's ``events:`` key (docs/design.md (Events)), one line each."""
+    if events is None:
+        return []
     try:
-        target_format = TargetFormat(raw.get("format") or target_type.value)
-    except ValueError:
-        raise _fail(where, f"format must be one of {[f.value for f in TargetFormat]}") from None
-    if target_format not in ALLOWED_FORMATS[target_type]:
-        allowed = sorted(f.value for f in ALLOWED_FORMATS[target_type])
-        raise _fail(where, f"type {target_type.value} takes format {allowed}, not {target_format.value}")
-    url = raw.get("url")
-    try:
-        parts = urlsplit(url) if isinstance(url, str) else None
-    except ValueError:
-        parts = None
-    if (
-        not isinstance(url, str)
-        or parts is None
-        or parts.scheme not in ("http", "https")
-        or not parts.hostname
-    ):
-        raise _fail(where, "url must be an absolute http:// or https:// URL")
-    enabled = raw.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise _fail(where, "enabled must be true or false")
-    url_is_public = raw.get("url_is_public", False)
-    if not isinstance(url_is_public, bool):
-        raise _fail(where, "url_is_public must be true or false")
-    if url_is_public and target_type is TargetType.SLACK:
-        raise _fail(where, "url_is_public cannot be true for a slack target: its URL is its credential")
-    timeout = raw.get("timeout_s")
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        raise _fail(where, "timeout_s must be a positive number of seconds")
-    basic = raw.get("basic_auth")
-    basic_auth = None
-    if basic is not None:
-        if not isinstance(basic, dict) or not all(
-            isinstance(basic.get(k), str) for k in ("username", "password")
-        ):
-            raise _fail(where, "basic_auth must be {username, password}")
-        basic_auth = BasicAuth(basic["username"], basic["password"])
-    target = Target(
-        name=name,
-        type=target_type,
-        format=target_format,
-        url=url,
-        enabled=enabled,
-        headers=_strings(raw.get("headers"), where, "headers"),
-        filter=parse_filter(raw.get("filter"), where),
-        timeout_s=float(timeout) if timeout is not None else None,
-        routing_key=_optional_str(raw, "routing_key", where),
-        api_token=_optional_str(raw, "api_token", where),
-        bearer_token=_optional_str(raw, "bearer_token", where),
-        basic_auth=basic_auth,
-        signing_secret=_optional_str(raw, "signing_secret", where),
-        rate_limit=parse_rate_limit(raw.get("rate_limit"), target_type, where),
-        url_is_public=url_is_public,
-        **_parse_fallback(raw, name, where),
-    )
-    if target_type is TargetType.PAGERDUTY and not target.routing_key:
-        raise _fail(where, "a pagerduty target needs routing_key")
-    if target_type is TargetType.ROOTLY and not target.api_token:
-        raise _fail(where, "a rootly target needs api_token")
-    return target
+        EventsSpec.model_validate(events)
+    except ValidationError as exc:
+        return [f"{where} events.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+    return []
 
 
 def parse_document(document: Any, where: str) -> list[Target]:
-    """One target object, or ``{"targets": [...]}``."""
-    if isinstance(document, dict) and "targets" in document:
-        items = document["targets"]
-        if not isinstance(items, list):
-            raise _fail(where, "targets must be a list")
-        return [parse_target(item, f"{where} targets[{i}]") for i, item in enumerate(items)]
-    if document is None:
-        return []
-    return [parse_target(document, where)]
+    """One target object, or ``{"targets": [...]}``; ``TargetConfigError`` names every problem."""
+    targets, problems = document_problems(document, where)
+    if problems:
+        raise TargetConfigError(problems)
+    return targets

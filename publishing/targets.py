@@ -8,7 +8,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
@@ -16,6 +16,7 @@ from urllib.parse import SplitResult, parse_qsl, quote, unquote, urlsplit
 from publishing.alert import EnrichedAlert
 from publishing.breaker import RateLimit
 from publishing.errors import ConfigError, UnknownTargetError
+from publishing.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,10 @@ class TargetType(StrEnum):
     SLACK = "slack"
     ROOTLY = "rootly"
     WEBHOOK = "webhook"
+    MSTEAMS = "msteams"
+    OPSGENIE = "opsgenie"
+    EMAIL = "email"
+    DISCORD = "discord"
 
 
 class TargetFormat(StrEnum):
@@ -44,6 +49,10 @@ class TargetFormat(StrEnum):
     ROOTLY = "rootly"
     WEBHOOK = "webhook"
     ALERTMANAGER = "alertmanager"
+    MSTEAMS = "msteams"
+    OPSGENIE = "opsgenie"
+    EMAIL = "email"
+    DISCORD = "discord"
 
 
 ALLOWED_FORMATS: Mapping[TargetType, frozenset[TargetFormat]] = {
@@ -51,6 +60,10 @@ ALLOWED_FORMATS: Mapping[TargetType, frozenset[TargetFormat]] = {
     TargetType.SLACK: frozenset({TargetFormat.SLACK}),
     TargetType.ROOTLY: frozenset({TargetFormat.ROOTLY}),
     TargetType.WEBHOOK: frozenset({TargetFormat.WEBHOOK, TargetFormat.ALERTMANAGER}),
+    TargetType.MSTEAMS: frozenset({TargetFormat.MSTEAMS}),
+    TargetType.OPSGENIE: frozenset({TargetFormat.OPSGENIE}),
+    TargetType.EMAIL: frozenset({TargetFormat.EMAIL}),
+    TargetType.DISCORD: frozenset({TargetFormat.DISCORD}),
 }
 
 
@@ -96,6 +109,75 @@ class BasicAuth:
     password: str = field(repr=False)
 
 
+@dataclass(frozen=True)
+class SmtpConfig:
+    """Where an email target's mail goes: an SMTP relay, STARTTLS and login by default."""
+
+    host: str
+    sender: str
+    recipients: tuple[str, ...]
+    port: int = 587
+    starttls: bool = True
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    # A PEM file of the certificates to trust for STARTTLS (a private relay's own CA).
+    ca_file: str | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.host}:{self.port}"
+
+    def to_public_dict(self) -> dict[str, Any]:
+        return {
+            "host": self.host,
+            "port": self.port,
+            "starttls": self.starttls,
+            "username": self.username,
+            **({"password": REDACTED} if self.password else {}),
+            "from": self.sender,
+            "to": list(self.recipients),
+        }
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """Jinja2 sources for a target's title and text (``publishing.templates`` renders them)."""
+
+    title: str | None = None
+    text: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("title", self.title), ("text", self.text)) if v is not None}
+
+
+@dataclass(frozen=True)
+class RetryOverrides:
+    """A target's own retry knobs; ``None`` keeps the priority's."""
+
+    max_retries: int | None = None
+    base_s: float | None = None
+    max_backoff_s: float | None = None
+
+    def apply(self, policy: RetryPolicy) -> RetryPolicy:
+        return replace(
+            policy,
+            max_retries=policy.max_retries if self.max_retries is None else self.max_retries,
+            base_s=policy.base_s if self.base_s is None else self.base_s,
+            max_backoff_s=policy.max_backoff_s if self.max_backoff_s is None else self.max_backoff_s,
+        )
+
+    def to_dict(self) -> dict[str, float]:
+        return {
+            k: v
+            for k, v in (
+                ("max_retries", self.max_retries),
+                ("retry_base_s", self.base_s),
+                ("retry_max_backoff_s", self.max_backoff_s),
+            )
+            if v is not None
+        }
+
+
 @dataclass(frozen=True, repr=False)
 class Target:
     name: str
@@ -111,6 +193,14 @@ class Target:
     bearer_token: str | None = None
     basic_auth: BasicAuth | None = None
     signing_secret: str | None = None
+    # Opsgenie's API key, sent as ``Authorization: GenieKey``.
+    api_key: str | None = None
+    smtp: SmtpConfig | None = None
+    template: MessageTemplate | None = None
+    retry: RetryOverrides = field(default_factory=RetryOverrides)
+    # Send a resolve only when a firing of the alert was delivered to this target
+    # (prometheus/alertmanager#878); otherwise the resolve ends ``superseded``.
+    resolve_only_if_fired: bool = False
     rate_limit: RateLimit | None = None
     # The operator's word that path and query hold no credential: the URL is then shown whole.
     url_is_public: bool = False
@@ -121,7 +211,9 @@ class Target:
 
     def secrets(self) -> list[str]:
         """Every secret value this target holds (for redaction and leak checks)."""
-        values = [self.routing_key, self.api_token, self.bearer_token, self.signing_secret]
+        values = [self.routing_key, self.api_token, self.bearer_token, self.signing_secret, self.api_key]
+        if self.smtp is not None:
+            values.append(self.smtp.password)
         if self.basic_auth:
             values.append(self.basic_auth.password)
         parts = urlsplit(self.url)
@@ -164,8 +256,15 @@ class Target:
             "fallback": list(self.fallback),
             "fallback_after_s": self.fallback_after_s,
             "fallback_priorities": sorted(self.fallback_priorities),
+            **self.retry.to_dict(),
         }
-        for name in ("routing_key", "api_token", "bearer_token", "signing_secret"):
+        if self.resolve_only_if_fired:
+            data["resolve_only_if_fired"] = True
+        if self.smtp is not None:
+            data["smtp"] = self.smtp.to_public_dict()
+        if self.template is not None:
+            data["template"] = self.template.to_dict()
+        for name in ("routing_key", "api_token", "bearer_token", "signing_secret", "api_key"):
             if getattr(self, name):
                 data[name] = REDACTED
         if self.basic_auth:
@@ -174,6 +273,10 @@ class Target:
 
     def __repr__(self) -> str:
         return f"Target(name={self.name!r}, type={self.type.value!r}, url={self.public_url!r})"
+
+    def retry_policy(self, base: RetryPolicy) -> RetryPolicy:
+        """``base`` (the priority's policy) with this target's own retry knobs applied."""
+        return self.retry.apply(base)
 
     def redact(self, text: str) -> str:
         """``text`` with the URL shown as ``public_url`` and every secret (the URL's path and

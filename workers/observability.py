@@ -1,10 +1,12 @@
 """Worker-process signals: busy/idle gauges, per-node processing time, multiprocess metric
-files of dead children, and the worker's own ``/metrics`` endpoint."""
+files of dead children, the worker's own ``/metrics`` endpoint, and logging (JSON lines in
+the worker and in Flower, Celery's shutdown notices included)."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -13,11 +15,11 @@ from prometheus_client import multiprocess, start_http_server
 
 from publishing.adapters import metrics
 from publishing.adapters.composition import services_for
-from publishing.adapters.logs import configure_logging
+from publishing.adapters.logs import JsonFormatter, configure_logging, is_json
 from publishing.adapters.target_files import registry_from_path
-from publishing.settings import Settings
+from publishing.settings import Settings, warn_unknown_variables
 from publishing.targets import TargetRegistry
-from workers import reconciler
+from workers import history, reconciler
 from workers.celery_app import settings_of
 
 log = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def _on_worker_ready(**_: Any) -> None:
     if _app_settings is not None:
         # In the worker's main process, not in its pool's children.
         reconciler.start(_app_settings)
+        history.start(_app_settings)
 
 
 def _on_setup_logging(**_: Any) -> None:
@@ -74,11 +77,38 @@ def _on_setup_logging(**_: Any) -> None:
     settings = _app_settings
     if settings is None:
         configure_logging()
-        return
-    configure_logging(lambda: services_for(settings).registry.secrets())
+    else:
+        configure_logging(lambda: services_for(settings).registry.secrets())
+    global _warned
+    if not _warned:
+        _warned = True
+        warn_unknown_variables(os.environ)
+
+
+def _say_as_json(message: str, file: Any = None) -> None:
+    """Celery's notices written from a signal handler past logging ("worker: Warm shutdown"),
+    as a JSON line like every other."""
+    record = logging.makeLogRecord(
+        {
+            "name": "celery.apps.worker",
+            "levelname": "WARNING",
+            "levelno": logging.WARNING,
+            "msg": message.strip(),
+        }
+    )
+    os.write(
+        sys.__stderr__.fileno() if sys.__stderr__ else 2, (JsonFormatter().format(record) + "\n").encode()
+    )
+
+
+def _on_import_modules(**_: Any) -> None:
+    # Flower sets up tornado's text logging and never sends setup_logging: the last signal
+    # before it serves is the moment to put ours in its place.
+    _on_setup_logging()
 
 
 _app_settings: Settings | None = None
+_warned = False
 # The main process's own view of the targets, for their metric series (metrics follow it weakly).
 _series_registry: TargetRegistry | None = None
 
@@ -87,6 +117,11 @@ def install(app: Celery) -> None:
     global _app_settings
     _app_settings = settings_of(app)
     signals.setup_logging.connect(_on_setup_logging, weak=False)
+    signals.import_modules.connect(_on_import_modules, sender=app, weak=False)
+    if is_json():
+        import celery.apps.worker
+
+        celery.apps.worker.safe_say = _say_as_json
     signals.worker_process_init.connect(_on_process_init, weak=False)
     signals.task_prerun.connect(_on_prerun, weak=False)
     signals.task_postrun.connect(_on_postrun, weak=False)

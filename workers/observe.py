@@ -1,5 +1,5 @@
-"""What a publish run tells the operator: a log line per plan and the worker's metrics of
-attempts, waits, DLQ writes and replays."""
+"""What a publish run tells the operator: a log line per plan, one line per breaker
+transition and fallback, and the worker's metrics of attempts, waits, DLQ writes and replays."""
 
 from __future__ import annotations
 
@@ -27,6 +27,33 @@ def waited(job: Job, now: float) -> None:
     metrics.JOB_WAIT.labels(job.priority.value).observe(max(0.0, now - job.submitted_at))
 
 
+# Targets this worker process is sending to their fallback: the first job rerouted is logged
+# at WARNING, the rest at DEBUG, until the target takes a job again.
+_rerouting: set[str] = set()
+
+
+def transitions(job: Job, outcome: Outcome) -> None:
+    """One line when a breaker trips or recovers (the outcome of the attempt that moved it:
+    one a transition, fleet-wide) and when a target starts or stops sending to its fallback."""
+    target = job.via or job.target
+    if isinstance(outcome, RetryScheduled | Failed) and outcome.tripped:
+        log.warning(
+            "breaker of target %s opened: too many consecutive failures (last: %s)",
+            target,
+            outcome.error,
+            extra={"target": target, "breaker": "open", "error_type": outcome.error_type.value},
+        )
+    elif isinstance(outcome, Delivered) and outcome.recovered:
+        log.info(
+            "breaker of target %s closed: the target recovered",
+            target,
+            extra={"target": target, "breaker": "closed"},
+        )
+    if isinstance(outcome, Delivered) and job.via is None and job.target in _rerouting:
+        _rerouting.discard(job.target)
+        log.info("target %s takes jobs again: no more fallback", job.target, extra={"target": job.target})
+
+
 def planned(job: Job, p: Plan, event: Event) -> None:
     error_type = p.tracking.get("error_type")
     extra = context(job, state=p.kind, **({"error_type": error_type.value} if error_type else {}))
@@ -43,7 +70,10 @@ def planned(job: Job, p: Plan, event: Event) -> None:
             extra=extra,
         )
     elif p.kind == "rerouted" and isinstance(event, Rerouted):
-        log.warning(
+        first = job.target not in _rerouting
+        _rerouting.add(job.target)
+        log.log(
+            logging.WARNING if first else logging.DEBUG,
             "job %s: %s is down (%s); sending it to fallback %s",
             job.job_id,
             job.target,

@@ -21,6 +21,7 @@ from publishing.adapters.composition import Services, services_for
 from publishing.delivery import health_events, unreadable_letter
 from publishing.dlq import ReplayResult
 from publishing.errors import DatabaseUnavailableError
+from publishing.history import AttemptRecord, attempt_record
 from publishing.job import Job
 from publishing.plan import (
     Crashed,
@@ -39,6 +40,15 @@ from workers.celery_app import settings_of
 log = logging.getLogger(__name__)
 
 
+class DeadLettered(Exception):
+    """The job failed for good and its dead letter is stored; the message is the reason.
+
+    Raised after the row is written so that Celery records FAILURE (Flower shows it so, with
+    the reason). The message is still acknowledged (``acks_late`` with Celery's default
+    ``task_acks_on_failure_or_timeout``), never retried (not in ``autoretry_for``), and, being
+    in ``throws``, logged as an expected outcome, without a traceback."""
+
+
 class PlannedRetry(Exception):
     def __init__(self, plan: Plan) -> None:
         self.plan = plan
@@ -47,6 +57,7 @@ class PlannedRetry(Exception):
 
 class PublishTask(Task):
     autoretry_for = (PlannedRetry,)
+    throws = (DeadLettered,)
     max_retries = None  # the plan bounds every kind of retry
     acks_late = True
     reject_on_worker_lost = True
@@ -78,7 +89,7 @@ def publish(task: PublishTask, message: dict[str, Any]) -> str:
         return _dead_letter_unreadable(task, services, message, exc)
     try:
         return _attempt(services, job)
-    except PlannedRetry:
+    except (PlannedRetry, DeadLettered):
         raise
     except (redis.ConnectionError, redis.TimeoutError) as exc:
         event: Event = RedisUnavailable(type(exc).__name__)
@@ -99,11 +110,14 @@ def _attempt(services: Services, job: Job) -> str:
     if job.retries == 0 and job.deferrals == 0 and starts == 1:
         observe.waited(job, now)
     outcome = services.delivery.attempt(job)
-    observe.attempt(job, outcome, time.time() - now)
-    return _carry_out(services, job, outcome)
+    duration_s = time.time() - now
+    observe.attempt(job, outcome, duration_s)
+    observe.transitions(job, outcome)
+    record = attempt_record(job, outcome, now, duration_s) if services.settings.history_enabled else None
+    return _carry_out(services, job, outcome, record)
 
 
-def _carry_out(services: Services, job: Job, event: Event) -> str:
+def _carry_out(services: Services, job: Job, event: Event, record: AttemptRecord | None = None) -> str:
     now = time.time()
     p = plan(job, event, now, services.timings)
     observe.planned(job, p, event)
@@ -116,10 +130,13 @@ def _carry_out(services: Services, job: Job, event: Event) -> str:
     elif p.letter is None:
         fields["message"] = None
     try:
-        services.attempts.settle(job.job_id, fields, job.via or job.target, events, now, error)
+        history = [record] if record is not None else []
+        services.attempts.settle(job.job_id, fields, job.via or job.target, events, now, error, history)
     except redis.RedisError as exc:
         # Tracking is a view: a job is never re-sent or held back because it is unreachable.
         log.warning("job %s: tracking not updated (%s)", job.job_id, type(exc).__name__)
+    # Operational events (docs/design.md (Events)): never a reason to hold the job up.
+    services.events.after(job, event, now)
     if p.letter is not None:
         return _carry_out(services, p.letter, _write_letter(services, p.letter))
     if p.retry is not None:
@@ -128,6 +145,11 @@ def _carry_out(services: Services, job: Job, event: Event) -> str:
         _record_replay(services, job, ReplayResult.FAILED)
     elif job.replayed_from and p.kind == "delivered":
         _record_replay(services, job, ReplayResult.SUCCESS)
+    if isinstance(event, LetterWritten):
+        failure = job.failure or {}
+        raise DeadLettered(
+            f"dead-lettered ({failure.get('error_type', 'unknown')}): {failure.get('error', '')}"
+        )
     return p.kind
 
 
@@ -146,7 +168,7 @@ def _dead_letter_unreadable(task: PublishTask, services: Services, message: Any,
         services.dead_letters.write(letter)
     except DatabaseUnavailableError:
         raise task.retry(countdown=services.timings.letter_waits_s[-1]) from None
-    return "dead_lettered"
+    raise DeadLettered(f"dead-lettered: unreadable message ({type(exc).__name__})")
 
 
 def _record_replay(services: Services, job: Job, result: ReplayResult) -> None:

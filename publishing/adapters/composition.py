@@ -14,9 +14,12 @@ import redis
 from celery import Celery
 
 from publishing.adapters.broker import CeleryEnqueuer, CeleryReplayRunner, RedisQueueInspector, producer_app
+from publishing.adapters.events import EventsConfigFile, EventSender
+from publishing.adapters.history_sql import SqlHistoryRepository
 from publishing.adapters.http import HttpPublisher, http_session
+from publishing.adapters.publishers import RoutingPublisher
 from publishing.adapters.readiness import DependencyReadiness
-from publishing.adapters.redis.attempts import RedisAttemptLog
+from publishing.adapters.redis.attempts import RedisAttemptLog, RedisEventMarks, RedisHistoryQueue
 from publishing.adapters.redis.breaker import RedisBreakerStore
 from publishing.adapters.redis.client import redis_client
 from publishing.adapters.redis.dedup import RedisDeduplicator
@@ -24,16 +27,18 @@ from publishing.adapters.redis.health import RedisTargetHealth
 from publishing.adapters.redis.ordering import RedisOrderGate
 from publishing.adapters.redis.replay_runs import RedisReplayRunStore
 from publishing.adapters.redis.tracking import RedisJobTracker
+from publishing.adapters.smtp import SmtpPublisher
 from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for
 from publishing.adapters.target_files import registry_from_path
 from publishing.delivery import DeliveryService
+from publishing.errors import UnknownTargetError
 from publishing.job import Job
 from publishing.plan import Timings
 from publishing.replay import Replayer
 from publishing.retry import RetryPolicy
 from publishing.settings import Settings
 from publishing.submission import Submitter
-from publishing.targets import TargetRegistry
+from publishing.targets import TargetRegistry, TargetType
 
 
 @dataclass
@@ -58,6 +63,10 @@ class Services:
     readiness: DependencyReadiness
     attempts: RedisAttemptLog
     timings: Timings
+    history: SqlHistoryRepository
+    history_queue: RedisHistoryQueue
+    event_marks: RedisEventMarks
+    events: EventSender
 
 
 def build_services(settings: Settings, celery: Celery | None = None) -> Services:
@@ -76,10 +85,26 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
     order_gate = RedisOrderGate(client, prefix=prefix, ttl_s=settings.tracking_ttl_s)
     dead_letters = SqlDeadLetterRepository(engine)
     enqueuer = CeleryEnqueuer(app)
+    history_queue = RedisHistoryQueue(client, prefix)
+    event_marks = RedisEventMarks(client, prefix)
 
     def policy(job: Job) -> RetryPolicy:
-        return settings.retry_policy(job.priority)
+        """The priority's policy, with the target's own retry knobs (of the fallback, on one)."""
+        base = settings.retry_policy(job.priority)
+        try:
+            return registry.get(job.via or job.target).retry_policy(base)
+        except UnknownTargetError:
+            return base
 
+    submitter = Submitter(
+        registry,
+        tracker,
+        deduplicator,
+        enqueuer,
+        order_gate=order_gate,
+        dedup_window_s=settings.dedup_window_s,
+        clock=time.time,
+    )
     return Services(
         settings=settings,
         redis=client,
@@ -93,7 +118,10 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         dead_letters=dead_letters,
         delivery=DeliveryService(
             registry,
-            HttpPublisher(http_session(), default_timeout_s=settings.http_timeout_s),
+            RoutingPublisher(
+                HttpPublisher(http_session(), default_timeout_s=settings.http_timeout_s),
+                {TargetType.EMAIL: SmtpPublisher(default_timeout_s=settings.http_timeout_s)},
+            ),
             breakers,
             order_gate=order_gate,
             retry_policy=policy,
@@ -102,15 +130,7 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
             clock=time.time,
         ),
         enqueuer=enqueuer,
-        submitter=Submitter(
-            registry,
-            tracker,
-            deduplicator,
-            enqueuer,
-            order_gate=order_gate,
-            dedup_window_s=settings.dedup_window_s,
-            clock=time.time,
-        ),
+        submitter=submitter,
         replayer=Replayer(
             dead_letters, registry, tracker, deduplicator, enqueuer, order_gate=order_gate, clock=time.time
         ),
@@ -118,8 +138,12 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         replay_runner=CeleryReplayRunner(app),
         queues=RedisQueueInspector(client, app),
         readiness=DependencyReadiness(client, engine),
-        attempts=RedisAttemptLog(client, tracker, health),
+        attempts=RedisAttemptLog(client, tracker, health, history_queue),
         timings=Timings(max_hold_s=settings.max_hold_s),
+        history=SqlHistoryRepository(engine),
+        history_queue=history_queue,
+        event_marks=event_marks,
+        events=EventSender(EventsConfigFile(settings.targets_path), registry, submitter, event_marks),
     )
 
 

@@ -32,7 +32,7 @@ from publishing.errors import (
     TransientPublishError,
     UnknownPublishError,
 )
-from publishing.formatters import format_payload
+from publishing.formatters import format_payload, request_url
 from publishing.retry import parse_retry_after
 from publishing.targets import Target, TargetType
 
@@ -47,6 +47,9 @@ RESPONSE_EXCERPT_BYTES = 64 * 1024
 READ_CHUNK_BYTES = 8 * 1024
 # Statuses whose Retry-After we honour as a rate limit (docs/design.md (Errors, Retries)).
 RATE_LIMIT_STATUS = frozenset({429, 503})
+# Targets whose 429 says when to come back in its JSON body (``retry_after``, seconds), more
+# precisely than a Retry-After header (Discord's is a float; Teams may send no header).
+RETRY_AFTER_IN_BODY = frozenset({TargetType.MSTEAMS, TargetType.DISCORD})
 _ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
     ErrorType.TRANSIENT: TransientPublishError,
     ErrorType.PERMANENT: PermanentPublishError,
@@ -101,7 +104,7 @@ class HttpPublisher:
         deadline = self._monotonic() + timeout_s
         try:
             response = self._session.post(
-                target.url,
+                request_url(target, enriched),
                 data=body,
                 headers=headers,
                 auth=auth,
@@ -175,6 +178,8 @@ class HttpPublisher:
         auth = None
         if target.type is TargetType.ROOTLY and target.api_token:
             headers["Authorization"] = f"Bearer {target.api_token}"
+        if target.type is TargetType.OPSGENIE and target.api_key:
+            headers["Authorization"] = f"GenieKey {target.api_key}"
         if target.type is TargetType.WEBHOOK:
             if target.bearer_token:
                 headers["Authorization"] = f"Bearer {target.bearer_token}"
@@ -204,8 +209,25 @@ class HttpPublisher:
         if status in RATE_LIMIT_STATUS and (status == 429 or retry_after_header is not None):
             now = datetime.fromtimestamp(self._clock(), UTC)
             retry_after_s = parse_retry_after(retry_after_header, now)
+            if status == 429 and target.type in RETRY_AFTER_IN_BODY:
+                retry_after_s = _body_retry_after(body) or retry_after_s
             return RateLimitedError(message, status_code=status, retry_after_s=retry_after_s)
         return _ERROR_CLASSES[classify_status(status)](message, status_code=status)
+
+
+def _body_retry_after(body: bytes) -> float | None:
+    """``retry_after`` (seconds) from a JSON answer, at its top level or under ``error``."""
+    try:
+        answer = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(answer, dict):
+        return None
+    nested = answer.get("error")
+    for value in (answer.get("retry_after"), nested.get("retry_after") if isinstance(nested, dict) else None):
+        if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf"):
+            return float(value)
+    return None
 
 
 def _serialise(target: Target, payload: dict[str, Any]) -> bytes:

@@ -79,18 +79,60 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, ensure_ascii=False)
 
 
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# Celery's per-task lines ("Task ... received", "... succeeded in ...") carry a job's whole
+# arguments, once a task each: kept for PUBLISHING_LOG_LEVEL=DEBUG.
+_CHATTY = ("celery.app.trace", "celery.worker.strategy")
+
+
+def _level() -> str:
+    return os.environ.get("PUBLISHING_LOG_LEVEL", "INFO").upper()
+
+
+def _formatter() -> logging.Formatter:
+    return JsonFormatter() if is_json() else logging.Formatter(TEXT_FORMAT)
+
+
 def configure_logging(secrets: Callable[[], Iterable[str]] = tuple, *, stream: Any = None) -> None:
     """Root logging for a process: JSON (or ``PUBLISHING_LOG_FORMAT=text``) at
     ``PUBLISHING_LOG_LEVEL`` (default INFO), redacted."""
-    level = os.environ.get("PUBLISHING_LOG_LEVEL", "INFO").upper()
     handler = logging.StreamHandler(stream or sys.stderr)
-    if os.environ.get("PUBLISHING_LOG_FORMAT", "json").lower() == "text":
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    else:
-        handler.setFormatter(JsonFormatter())
+    handler.setFormatter(_formatter())
     handler.addFilter(Redactor(secrets))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level)
+    root.setLevel(_level())
+    # Python's warnings (Celery's SecurityWarning, deprecations) as log lines too.
+    logging.captureWarnings(True)
     # urllib3 writes the request line (a Slack webhook's secret path) at DEBUG.
     logging.getLogger("urllib3").setLevel(max(logging.INFO, root.level))
+    for name in _CHATTY:
+        logging.getLogger(name).setLevel(logging.NOTSET if root.level <= logging.DEBUG else logging.WARNING)
+
+
+def is_json() -> bool:
+    return os.environ.get("PUBLISHING_LOG_FORMAT", "json").lower() != "text"
+
+
+def handler_of() -> logging.Handler:
+    """The root's handler for ``logging.config.dictConfig`` (gunicorn's ``logconfig_dict``)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_formatter())
+    handler.addFilter(Redactor(tuple))
+    return handler
+
+
+def gunicorn_logconfig() -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its error and access loggers lose their text handlers and
+    pass every line to the root's handler, the same JSON (and redaction) as the app's own."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "handlers": {"root": {"()": "publishing.adapters.logs.handler_of"}},
+        "formatters": {},
+        "root": {"level": _level(), "handlers": ["root"]},
+        "loggers": {
+            "gunicorn.error": {"level": _level(), "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+        },
+    }

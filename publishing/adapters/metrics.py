@@ -99,6 +99,11 @@ LAST_FAILURE = Gauge(
 FALLBACKS = Counter(f"{NS}_fallback_reroutes_total", "Jobs sent to a fallback target", ["target", "via"])
 DEDUP_HITS = Counter(f"{NS}_dedup_hits_total", "Submissions answered with an existing job", ["target"])
 UNROUTED = Counter(f"{NS}_unrouted_alerts_total", "Alerts that no target's filter matched")
+EVENTS_SENT = Counter(f"{NS}_events_sent_total", "Operational events enqueued to events targets", ["type"])
+EVENTS_SUPPRESSED = Counter(
+    f"{NS}_events_suppressed_total", "Events about an events target itself: logged, never sent", ["type"]
+)
+HISTORY_FLUSHED = Counter(f"{NS}_history_flushed_total", "Attempt records moved to the history database")
 
 MAX_ATTEMPT_LABEL = 6  # attempts past the sixth share the label "6+", keeping the series bounded
 

@@ -3,6 +3,9 @@ read into a checked set and watched for changes by the registry."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +17,11 @@ from publishing.target_config import parse_document
 from publishing.targets import Target, TargetRegistry, check_target_set
 
 _FILE_SUFFIXES = (".yaml", ".yml", ".json")
+# Standard Webhooks secrets are ``whsec_`` + base64 of 24 to 64 random bytes; fewer is a key an
+# attacker can guess.
+MIN_SECRET_BYTES = 24
+
+log = logging.getLogger(__name__)
 
 
 def _files(path: Path) -> list[Path]:
@@ -39,7 +47,38 @@ def load_targets(path: Path) -> list[Target]:
             at = f" at line {mark.line + 1}" if mark else ""
             raise ConfigError(f"{file.name}: not valid YAML or JSON{at}") from None
         targets.extend(parse_document(document, file.name))
-    return check_target_set(targets)
+    checked = check_target_set(targets)
+    for target in checked:
+        size = secret_bytes(target.signing_secret)
+        if size is not None and size < MIN_SECRET_BYTES:
+            log.warning(
+                "target %r: signing_secret is a %d-byte key; use whsec_ + base64 of %d to 64 random bytes",
+                target.name,
+                size,
+                MIN_SECRET_BYTES,
+            )
+    return checked
+
+
+def secret_bytes(secret: str | None) -> int | None:
+    """How many bytes of key a signing secret holds (``whsec_`` + base64, or raw text)."""
+    if not secret:
+        return None
+    if not secret.startswith("whsec_"):
+        return len(secret.encode())
+    body = secret.removeprefix("whsec_")
+    try:
+        # Padding optional, as the publisher decodes it.
+        return len(base64.b64decode(body + "=" * (-len(body) % 4), validate=True))
+    except (binascii.Error, ValueError):
+        return None  # the publisher refuses it at send time, naming the target
+
+
+def check_targets(path: Path | None) -> None:
+    """Load the targets once at start-up, so a bad file stops the process with ``ConfigError``
+    (one line naming the file, the target and the problem) before it serves anything."""
+    if path is not None:
+        load_targets(path)
 
 
 def _signature(path: Path) -> tuple[tuple[str, int, int], ...]:

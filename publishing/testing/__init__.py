@@ -10,6 +10,7 @@ from publishing.testing.broker import RecordingEnqueuer
 from publishing.testing.clock import FrozenClock
 from publishing.testing.dlq import InMemoryDeadLetterRepository
 from publishing.testing.health import InMemoryReplayRunStore, InMemoryTargetHealth
+from publishing.testing.history import InMemoryHistoryRepository
 from publishing.testing.ordering import InMemoryOrderGate
 from publishing.testing.publisher import Answer, PublishCall, RecordingPublisher
 from publishing.testing.targets import InMemoryTargetSource
@@ -21,6 +22,7 @@ __all__ = [
     "InMemoryBreakerStore",
     "InMemoryDeadLetterRepository",
     "InMemoryDeduplicator",
+    "InMemoryHistoryRepository",
     "InMemoryJobTracker",
     "InMemoryOrderGate",
     "InMemoryReplayRunStore",

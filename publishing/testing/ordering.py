@@ -14,6 +14,7 @@ class InMemoryOrderGate:
         self._resolved_at: dict[tuple[str, str], float] = {}
         self._firing_at: dict[tuple[str, str, str], float] = {}
         self._inflight: dict[tuple[str, str], tuple[str, float]] = {}
+        self._fired: set[tuple[str, str]] = set()
 
     def note(self, notes: Sequence[GateNote]) -> None:
         now = self._clock()
@@ -25,7 +26,14 @@ class InMemoryOrderGate:
                 self._resolved_at[key] = max(self._resolved_at.get(key, float("-inf")), now)
 
     def enter(
-        self, target: str, fingerprint: str, job_id: str, firing: bool, submitted_at: float, lease_s: float
+        self,
+        target: str,
+        fingerprint: str,
+        job_id: str,
+        firing: bool,
+        submitted_at: float,
+        lease_s: float,
+        require_fired: bool = False,
     ) -> GateDecision:
         key, now = (target, fingerprint), self._clock()
         if firing:
@@ -38,8 +46,12 @@ class InMemoryOrderGate:
         holder = self._inflight.get(key)
         if holder and holder[1] > now:
             return GateDecision(Gate.WAIT, holder[1] - now)
+        if require_fired and key not in self._fired:
+            return GateDecision(Gate.SUPERSEDED)
         return GateDecision(Gate.GO)
 
-    def leave(self, target: str, fingerprint: str, job_id: str) -> None:
+    def leave(self, target: str, fingerprint: str, job_id: str, delivered: bool = False) -> None:
+        if delivered:
+            self._fired.add((target, fingerprint))
         if self._inflight.get((target, fingerprint), ("",))[0] == job_id:
             del self._inflight[(target, fingerprint)]

@@ -231,3 +231,27 @@ def test_breakers_are_per_target_and_an_unknown_one_is_closed(store) -> None:
         0,
     )
     assert store.status(TARGET).to_dict()["state"] == "open"
+
+
+@pytest.mark.redis
+def test_a_breakers_keys_expire_a_week_after_their_last_use(redis_url: str) -> None:
+    """A target taken out of the configuration leaves nothing in Redis for ever."""
+    import redis
+
+    from publishing.adapters.redis.breaker import KEY_TTL_S
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    store = RedisBreakerStore(client, "ttl")
+    trip(store)
+    key = f"ttl:breaker:{{{TARGET}}}"
+    assert 0 < client.ttl(key) <= KEY_TTL_S
+    client.persist(key)
+    store.acquire(TARGET, CONFIG, LEASE_S)  # every use refreshes it
+    assert KEY_TTL_S - 5 < client.ttl(key) <= KEY_TTL_S
+    client.persist(key)
+    store.record_success(TARGET, CONFIG, None)
+    assert KEY_TTL_S - 5 < client.ttl(key) <= KEY_TTL_S
+    store.reset(TARGET)
+    assert KEY_TTL_S - 5 < client.ttl(key) <= KEY_TTL_S
+    assert [k for k in client.keys("ttl:*") if client.ttl(k) < 0] == []

@@ -46,3 +46,19 @@ def test_the_breaker_history_keeps_the_newest_transitions(health) -> None:
     assert history[0] == {"event": "recovered", "at": 59.0}
     assert history[-1] == {"event": "tripped", "at": 10.0}
     assert health.get("pd").counts == {"tripped": 30, "recovered": 30}
+
+
+@pytest.mark.redis
+def test_a_targets_health_keys_expire_a_week_after_the_last_event(redis_url: str) -> None:
+    import redis
+
+    from publishing.adapters.redis.breaker import KEY_TTL_S
+    from publishing.target_health import HealthEvent
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    health = RedisTargetHealth(client, "ttl")
+    health.record("gone", [HealthEvent.FAILURE, HealthEvent.TRIPPED], 1.0, "boom")
+    keys = client.keys("ttl:*")
+    assert len(keys) == 2
+    assert all(KEY_TTL_S - 5 < client.ttl(k) <= KEY_TTL_S for k in keys)

@@ -91,3 +91,47 @@ def test_the_in_flight_lease_runs_out_so_a_dead_worker_holds_nothing(gate, backe
     gate.enter(TARGET, FP, "fire", True, 1.0, 0.2)
     backend.advance(0.25)
     assert gate.enter(TARGET, FP, "resolve", False, 2.0, 0.2) == GateDecision(Gate.GO)
+
+
+# --- resolve_only_if_fired: the gate remembers a delivered firing -----------------------------
+
+
+def test_a_resolve_that_requires_a_fired_alert_is_superseded_without_one(gate) -> None:
+    gate.note([resolve()])
+    assert gate.enter(TARGET, FP, "resolve", False, 2.0, 1.0, require_fired=True) == GateDecision(
+        Gate.SUPERSEDED
+    )
+    # Without the requirement, the same resolve goes.
+    assert gate.enter(TARGET, FP, "resolve", False, 2.0, 1.0) == GateDecision(Gate.GO)
+
+
+def test_a_delivered_firing_lets_a_resolve_that_requires_it_go(gate, backend) -> None:
+    gate.note([firing()])
+    assert gate.enter(TARGET, FP, "fire", True, 1.0, 1.0).gate is Gate.GO
+    gate.leave(TARGET, FP, "fire", delivered=True)
+    backend.advance(0.01)
+    gate.note([resolve()])
+    assert gate.enter(TARGET, FP, "resolve", False, 2.0, 1.0, require_fired=True) == GateDecision(Gate.GO)
+
+
+def test_a_firing_attempt_that_was_not_delivered_does_not_count(gate) -> None:
+    gate.note([firing()])
+    gate.enter(TARGET, FP, "fire", True, 1.0, 1.0)
+    gate.leave(TARGET, FP, "fire")
+    gate.note([resolve()])
+    assert gate.enter(TARGET, FP, "resolve", False, 2.0, 1.0, require_fired=True).gate is Gate.SUPERSEDED
+
+
+def test_a_fired_mark_is_per_target_and_fingerprint(gate) -> None:
+    gate.enter(TARGET, FP, "fire", True, 1.0, 1.0)
+    gate.leave(TARGET, FP, "fire", delivered=True)
+    assert gate.enter("slack", FP, "r1", False, 2.0, 1.0, require_fired=True).gate is Gate.SUPERSEDED
+    assert gate.enter(TARGET, "fp-2", "r2", False, 2.0, 1.0, require_fired=True).gate is Gate.SUPERSEDED
+    assert gate.enter(TARGET, FP, "r3", False, 2.0, 1.0, require_fired=True).gate is Gate.GO
+
+
+def test_a_resolve_that_requires_a_fired_alert_still_waits_for_one_on_the_wire(gate) -> None:
+    gate.enter(TARGET, FP, "fire", True, 1.0, 2.0)
+    assert gate.enter(TARGET, FP, "resolve", False, 2.0, 2.0, require_fired=True).gate is Gate.WAIT
+    gate.leave(TARGET, FP, "fire", delivered=True)
+    assert gate.enter(TARGET, FP, "resolve", False, 2.0, 2.0, require_fired=True).gate is Gate.GO

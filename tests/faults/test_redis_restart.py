@@ -9,6 +9,7 @@ there: the API loses Redis (a proxy cuts the line) at the moment it enqueues a j
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,34 @@ RECONCILE_FAST = {
 }
 
 
+class Supervisor:
+    """Starts a worker again when its process has exited, every half second."""
+
+    def __init__(self, rig: Rig) -> None:
+        self._rig = rig
+        self._stopping = threading.Event()
+        self.restarts = 0
+        self._replaced: set[int] = set()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for worker in list(self._rig.fleet.workers):
+                if (
+                    worker.process is not None
+                    and worker.process.poll() is not None
+                    and id(worker) not in self._replaced
+                ):
+                    self._replaced.add(id(worker))
+                    self.restarts += 1
+                    self._rig.fleet.start(f"w{len(self._rig.fleet.workers) + 1}", concurrency=4, wait=False)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)
+
+
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 def test_a_redis_restart_mid_load_loses_no_accepted_job(
     kill: bool, aof_redis: PrivateRedis, dlq_database_url: str, tmp_path: Path, record_books
@@ -70,9 +99,14 @@ def test_a_redis_restart_mid_load_loses_no_accepted_job(
         time.sleep(OUTAGE_S)
         aof_redis.start()
         outage_s = time.monotonic() - stopped
+        # A fleet is supervised (systemd Restart=always, a Deployment): a worker that kombu's
+        # transport takes down while Redis is gone is started again, as it would be.
+        supervisor = Supervisor(rig)
         load.join(120)
 
         books = rig.books(timeout_s=90)
+        supervisor.stop()
+        print(f"workers restarted by the supervisor: {supervisor.restarts}")
         record_books(f"2 Redis restart ({'SIGKILL' if kill else 'SIGTERM'})", books)
         print(f"outage {outage_s:.1f} s; sender statuses {sender.statuses}, resends {sender.resends}")
         assert sender.resends > 0, "no submission met the outage: the test proved nothing"

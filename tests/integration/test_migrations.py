@@ -18,9 +18,11 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Engine
 
+from publishing.adapters.history_sql import SqlHistoryRepository, publishing_history
 from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for, metadata, publishing_dlq
 from publishing.classification import ErrorType
 from publishing.dlq import DeadLetter, DLQFilter
+from publishing.history import AttemptRecord, AttemptResult, HistoryQuery
 from publishing.priority import Priority
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -163,6 +165,62 @@ def test_the_migration_builds_the_model(database_url: str, engine: Engine) -> No
 
 def test_alembic_has_one_linear_history() -> None:
     script = ScriptDirectory.from_config(alembic_config("sqlite://"))
-    assert script.get_heads() == ["0002"]
+    assert script.get_heads() == ["0003"]
+    assert script.get_revision("0003").down_revision == "0002"
     assert script.get_revision("0002").down_revision == "0001"
     assert script.get_revision("0001").down_revision is None
+
+
+HISTORY_TABLES = {"publishing_history", "publishing_history_jobs"}
+HISTORY_INDEXES = {
+    "ix_publishing_history_fingerprint",
+    "ix_publishing_history_alert_name",
+    "ix_publishing_history_target",
+    "ix_publishing_history_attempted_at",
+    "ix_publishing_history_job_id",
+}
+
+
+def history_indexes(engine: Engine) -> set[str]:
+    inspector = sa.inspect(engine)
+    return {index["name"] for index in inspector.get_indexes("publishing_history") if index["name"]}
+
+
+def test_0003_adds_and_removes_the_history(database_url: str, engine: Engine) -> None:
+    config = alembic_config(database_url)
+    alembic.command.upgrade(config, "0002")
+    assert HISTORY_TABLES.isdisjoint(sa.inspect(engine).get_table_names())
+
+    alembic.command.upgrade(config, "0003")
+    assert HISTORY_TABLES.issubset(sa.inspect(engine).get_table_names())
+    assert history_indexes(engine) == HISTORY_INDEXES
+    assert sa.inspect(engine).get_pk_constraint("publishing_history")["constrained_columns"] == ["id"]
+
+    alembic.command.downgrade(config, "0002")
+    tables = set(sa.inspect(engine).get_table_names())
+    assert HISTORY_TABLES.isdisjoint(tables)
+    assert TABLE in tables  # the DLQ is left as it was
+
+    alembic.command.upgrade(config, "head")
+    repo = SqlHistoryRepository(engine)
+    record = AttemptRecord(
+        id=str(uuid.uuid4()),
+        job_id=str(uuid.uuid4()),
+        target="pd",
+        via=None,
+        attempt=1,
+        attempted_at=datetime(2025, 3, 1, tzinfo=UTC),
+        result=AttemptResult.DELIVERED,
+        status_code=202,
+        duration_s=0.1,
+        error_type=None,
+        excerpt=None,
+        fingerprint="fp",
+        alert_name="DiskFull",
+        priority=Priority.HIGH,
+        alert={"alert": {"alert_name": "DiskFull"}},
+    )
+    assert repo.append([record]) == 1
+    assert repo.query(HistoryQuery())[1] == 1
+    reflected = [column["name"] for column in sa.inspect(engine).get_columns("publishing_history")]
+    assert reflected == [column.name for column in publishing_history.columns]

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -269,6 +270,10 @@ PROMQL_WORDS = frozenset(
 )  # fmt: skip
 
 
+# Series Prometheus writes itself for every scrape target.
+PROMETHEUS_OWN_SERIES = frozenset({"up"})
+
+
 def promql_metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects (strings, label matchers, ranges,
     grouping clauses and durations removed first)."""
@@ -366,7 +371,7 @@ def test_every_query_names_only_metrics_that_exist(where: str) -> None:
     expr = ALL_EXPRESSIONS[where]
     used = promql_metric_names(expr)
     assert used, f"{where}: no metric found in {expr!r}"
-    unknown = used - exposed_metric_names()
+    unknown = used - exposed_metric_names() - PROMETHEUS_OWN_SERIES
     assert not unknown, f"{where} uses metrics workers/metrics.py does not expose: {sorted(unknown)}"
 
 
@@ -1200,6 +1205,8 @@ EXPECTED_ALERTS = {
     "PublishingQueueBacklog",
     "PublishingHighLatencyP99",
     "PublishingNoWorkers",
+    "PublishingApiNotScraped",
+    "PublishingWorkersNotScraped",
 }
 
 
@@ -1214,6 +1221,13 @@ def test_rules_cover_dlq_breakers_backlog_latency_and_workers() -> None:
     assert "histogram_quantile(0.99" in latency and 'priority="high"' in latency
     assert "workers_idle" in expressions["PublishingNoWorkers"]
     assert "workers_active" in expressions["PublishingNoWorkers"]
+    # Every other rule goes silent when nothing is scraped: the scrape jobs of both
+    # Prometheus configurations (and the PodMonitors) must be the ones these look for.
+    assert expressions["PublishingApiNotScraped"] == 'absent(up{job="publishing-api"} == 1)'
+    assert expressions["PublishingWorkersNotScraped"] == 'absent(up{job="publishing-workers"} == 1)'
+    for config in ("prometheus.yml", "prometheus-kubernetes.yml"):
+        jobs = {j["job_name"] for j in yaml.safe_load((PROMETHEUS / config).read_text())["scrape_configs"]}
+        assert {"publishing-api", "publishing-workers"} <= jobs, config
 
 
 def markdown_anchors(text: str) -> set[str]:
@@ -1231,8 +1245,11 @@ def test_every_rule_is_annotated_with_a_runbook_in_the_operations_guide() -> Non
         assert rule["labels"]["severity"] in {"warning", "critical"}, rule["alert"]
         annotations = rule["annotations"]
         assert annotations["summary"] and annotations["description"], rule["alert"]
+        # Absolute, so that PagerDuty, Slack and Grafana make it a link.
         page, _, anchor = annotations["runbook_url"].partition("#")
-        assert page == "docs/operations.md", rule["alert"]
+        parts = urlsplit(page)
+        assert parts.scheme == "https" and parts.netloc, f"{rule['alert']}: {page} is not absolute"
+        assert parts.path.endswith("/docs/operations.md"), rule["alert"]
         assert anchor in anchors, f"{rule['alert']}: no section #{anchor} in docs/operations.md"
 
 

@@ -41,7 +41,11 @@ TARGETS: dict[TargetFormat, dict[str, Any]] = {
     },
     TargetFormat.WEBHOOK: {"type": "webhook", "url": "https://hooks.example.com/alerts"},
     TargetFormat.ALERTMANAGER: {"type": "webhook", "url": "https://am.example.com/api/v2/alerts"},
-}
+    TargetFormat.MSTEAMS: {"type": "msteams", "url": "https://prod.example.logic.azure.com/workflows/abc/triggers/manual/paths/invoke?sig=s1g"},
+    TargetFormat.OPSGENIE: {"type": "opsgenie", "url": "https://api.opsgenie.com/v2/alerts", "api_key": "genie-k3y"},
+    TargetFormat.EMAIL: {"type": "email", "smtp": {"host": "smtp.example.com", "from": "alerts@example.com", "to": ["oncall@example.com"]}},
+    TargetFormat.DISCORD: {"type": "discord", "url": "https://discord.com/api/webhooks/123/t0ken"},
+}  # fmt: skip
 
 
 def target(fmt: TargetFormat) -> Target:

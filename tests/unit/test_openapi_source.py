@@ -22,6 +22,7 @@ from publishing.alert import AlertStatus, Severity
 from publishing.breaker import BreakerState
 from publishing.classification import ErrorType
 from publishing.dlq import ReplayResult
+from publishing.history import AttemptResult
 from publishing.priority import Priority
 from publishing.replay import RunState
 from publishing.settings import Settings
@@ -42,6 +43,7 @@ DOMAIN_ENUMS: dict[str, list[Any]] = {
     "TargetFormat": [f.value for f in TargetFormat],
     "TestSeverity": [s.value for s in Severity if s is not Severity.NOISE],
     "BreakerEvent": [HealthEvent.TRIPPED.value, HealthEvent.RECOVERED.value],
+    "AttemptResult": [r.value for r in AttemptResult],
 }
 # Enums that are not a domain enum's own component but still come from the domain.
 INLINE_ENUMS: list[list[Any]] = [
@@ -94,6 +96,16 @@ def test_every_route_and_method_is_documented(app: Flask, document: dict[str, An
     documented = {(path, method) for path, ops in document["paths"].items() for method in ops}
     assert served == documented
     assert len(served) == len(OPERATIONS)
+
+
+def test_the_console_is_served_beside_the_api_and_not_documented(
+    app: Flask, document: dict[str, Any]
+) -> None:
+    # The console's /ui/ pages are HTML for people, not API: their own app (api/ui), mounted
+    # beside this one, so they are neither in its url_map nor in the document.
+    assert app.test_client().get("/ui/login").status_code == 200
+    assert not [rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/ui")]
+    assert not [path for path in document["paths"] if path.startswith("/ui")]
 
 
 def test_a_route_without_an_entry_fails_the_document() -> None:
@@ -167,6 +179,7 @@ def test_documented_query_parameters_are_the_validated_ones(app: Flask, document
         "/api/v2/publishing/jobs",
         "/api/v2/publishing/dlq",
         "/api/v2/publishing/dlq/purge",
+        "/api/v2/publishing/history",
     }
     client = app.test_client()
     for path, method, model in routes:

@@ -7,6 +7,7 @@ import pytest
 from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerConfig, DeferReason
 from publishing.delivery import Deferred, Delivered, DeliveryService, Superseded
+from publishing.errors import PermanentPublishError
 from publishing.job import Job
 from publishing.ordering import GateNote
 from publishing.priority import Priority
@@ -130,3 +131,79 @@ def test_a_resolve_waits_while_a_firing_attempt_is_on_the_wire() -> None:
     assert outcome.reason is DeferReason.ORDERING
     gate.leave("hook", firing.alert.alert.fingerprint, "f")
     assert isinstance(service(clock, gate, publisher).attempt(job("r", "resolved", 2.0)), Delivered)
+
+
+# --- resolve_only_if_fired (prometheus/alertmanager#878) ---------------------------------------
+
+
+class FailingPublisher(Publisher):
+    def publish(self, target, enriched, job_id):  # type: ignore[no-untyped-def]
+        self.sent.append(job_id)
+        raise PermanentPublishError("HTTP 400 from target 'hook'")
+
+
+def only_if_fired(clock: FrozenClock, gate: InMemoryOrderGate, publisher: Publisher) -> DeliveryService:
+    raw = {"name": "hook", "type": "webhook", "url": "http://h.example/", "resolve_only_if_fired": True}
+    return DeliveryService(
+        TargetRegistry([parse_target(raw)]),
+        publisher,
+        InMemoryBreakerStore(clock),
+        order_gate=gate,
+        retry_policy=lambda _: RetryPolicy(),
+        breaker_config=BreakerConfig(),
+        default_timeout_s=5,
+        clock=clock,
+        rng=lambda: 0.0,
+    )
+
+
+def test_a_resolve_whose_firing_was_never_sent_is_superseded_with_the_flag() -> None:
+    clock, publisher = FrozenClock(), Publisher()
+    gate = InMemoryOrderGate(clock)
+    note(gate, job("r", "resolved", 1.0))
+    assert only_if_fired(clock, gate, publisher).attempt(job("r", "resolved", 1.0)) == Superseded()
+    assert publisher.sent == []
+
+
+def test_without_the_flag_a_resolve_is_sent_whatever_came_before() -> None:
+    clock, publisher = FrozenClock(), Publisher()
+    gate = InMemoryOrderGate(clock)
+    note(gate, job("r", "resolved", 1.0))
+    assert isinstance(service(clock, gate, publisher).attempt(job("r", "resolved", 1.0)), Delivered)
+
+
+def test_a_resolve_after_a_delivered_firing_is_sent_with_the_flag() -> None:
+    clock, publisher = FrozenClock(), Publisher()
+    gate = InMemoryOrderGate(clock)
+    delivery = only_if_fired(clock, gate, publisher)
+    note(gate, job("f", "firing", 1.0))
+    assert isinstance(delivery.attempt(job("f", "firing", 1.0)), Delivered)
+    clock.advance(1)
+    note(gate, job("r", "resolved", 2.0))
+    assert isinstance(delivery.attempt(job("r", "resolved", 2.0)), Delivered)
+    assert publisher.sent == ["f", "r"]
+
+
+def test_a_resolve_whose_firing_was_superseded_is_superseded_too() -> None:
+    clock, publisher = FrozenClock(), Publisher()
+    gate = InMemoryOrderGate(clock)
+    delivery = only_if_fired(clock, gate, publisher)
+    note(gate, job("f", "firing", 1.0))
+    clock.advance(1)
+    note(gate, job("r", "resolved", 2.0))
+    assert delivery.attempt(job("f", "firing", 1.0)) == Superseded()
+    assert delivery.attempt(job("r", "resolved", 2.0)) == Superseded()
+    assert publisher.sent == []
+
+
+def test_a_firing_that_failed_does_not_count_as_fired() -> None:
+    clock, failing = FrozenClock(), FailingPublisher()
+    gate = InMemoryOrderGate(clock)
+    note(gate, job("f", "firing", 1.0))
+    outcome = only_if_fired(clock, gate, failing).attempt(job("f", "firing", 1.0))
+    assert not isinstance(outcome, Delivered)
+    clock.advance(1)
+    note(gate, job("r", "resolved", 2.0))
+    publisher = Publisher()
+    assert only_if_fired(clock, gate, publisher).attempt(job("r", "resolved", 2.0)) == Superseded()
+    assert publisher.sent == []

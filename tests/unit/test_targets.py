@@ -175,7 +175,7 @@ def test_optional_fields() -> None:
         pytest.param(raw_target("slack", format="pagerduty"), "type slack takes format", id="slack-with-pagerduty-format"),
         pytest.param(raw_target("pagerduty", format="webhook"), "type pagerduty takes format", id="pagerduty-with-webhook-format"),
         pytest.param(raw_target("rootly", format="alertmanager"), "type rootly takes format", id="rootly-with-alertmanager-format"),
-        pytest.param(raw_target(type="opsgenie"), "type must be one of", id="unknown-type"),
+        pytest.param(raw_target(type="carrier-pigeon"), "type must be one of", id="unknown-type"),
         pytest.param(raw_target(format="xml"), "format must be one of", id="unknown-format"),
         pytest.param(raw_target("pagerduty", routing_key=None), "needs routing_key", id="pagerduty-without-routing-key"),
         pytest.param(raw_target("pagerduty", routing_key=""), "routing_key", id="pagerduty-empty-routing-key"),

@@ -3,6 +3,7 @@ script run on Redis's own clock, so the whole fleet shares one breaker a target.
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 import redis
@@ -22,6 +23,11 @@ from publishing.breaker import (
 )
 
 _STATES = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half_open": BreakerState.HALF_OPEN}
+# A breaker's keys expire this long after their last use: a target taken out of the
+# configuration leaves nothing in Redis (its state would be stale when it came back anyway).
+KEY_TTL_S = 7 * 86_400
+
+log = logging.getLogger(__name__)
 
 
 class RedisBreakerStore:
@@ -41,7 +47,7 @@ class RedisBreakerStore:
     def acquire(
         self, target: str, config: BreakerConfig, lease_s: float, rate: RateLimit | None = None
     ) -> BreakerDecision:
-        admitted, detail, wait_ms, state, down_for_ms = self._acquire(
+        admitted, detail, wait_ms, state, down_for_ms, half_opened = self._acquire(
             keys=self._keys(target),
             args=[
                 int(config.open_timeout_s * 1000),
@@ -51,9 +57,18 @@ class RedisBreakerStore:
                 int(HALF_OPEN_RETRY_S * 1000),
                 int(rate.interval_s * 1000) if rate else 0,
                 int(rate.tolerance_s * 1000) if rate else 0,
+                KEY_TTL_S * 1000,
             ],
         )
         detail = text(detail)
+        if int(half_opened):
+            # The one call, fleet-wide, that moved the breaker: one line a transition.
+            log.info(
+                "breaker of target %s half-open: %d probe(s) may try it",
+                target,
+                config.half_open_probes,
+                extra={"target": target, "breaker": "half_open"},
+            )
         if admitted:
             if detail == "clean":
                 return Admit(clean=True)
@@ -63,14 +78,25 @@ class RedisBreakerStore:
         )
 
     def pause(self, target: str, seconds: float) -> None:
-        self._pause(keys=[self._keys(target)[2]], args=[max(1, int(seconds * 1000))])
+        started, left_ms = self._pause(keys=[self._keys(target)[2]], args=[max(1, int(seconds * 1000))])
+        if int(started):
+            log.warning(
+                "target %s paused for %.0f s fleet-wide (it answered 429 with Retry-After)",
+                target,
+                int(left_ms) / 1000,
+                extra={"target": target, "breaker": "paused"},
+            )
 
     def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
-        result = self._success(keys=self._keys(target), args=[config.success_threshold, probe_id or ""])
+        result = self._success(
+            keys=self._keys(target), args=[config.success_threshold, probe_id or "", KEY_TTL_S * 1000]
+        )
         return Transition.RECOVERED if int(result) == 2 else Transition.NONE
 
     def record_failure(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
-        result = self._failure(keys=self._keys(target), args=[config.failure_threshold, probe_id or ""])
+        result = self._failure(
+            keys=self._keys(target), args=[config.failure_threshold, probe_id or "", KEY_TTL_S * 1000]
+        )
         return Transition.TRIPPED if int(result) == 1 else Transition.NONE
 
     def release(self, target: str, probe_id: str | None) -> None:
@@ -96,4 +122,5 @@ class RedisBreakerStore:
         pipe.hset(key, mapping={"state": "closed", "failures": 0, "successes": 0})
         pipe.hdel(key, "opened_at_ms", "down_since_ms")
         pipe.delete(probes, pause)
+        pipe.pexpire(key, KEY_TTL_S * 1000)
         pipe.execute()

@@ -6,6 +6,7 @@ from typing import Any
 
 import redis
 
+from publishing.adapters.redis.breaker import KEY_TTL_S
 from publishing.adapters.redis.client import eval_script, load_script, text
 from publishing.target_health import HealthEvent, TargetHealth
 
@@ -29,7 +30,7 @@ class RedisTargetHealth:
         self, target: str, events: list[HealthEvent], at: float, error: str | None = None, client: Any = None
     ) -> None:
         if events:
-            args = [repr(at), error or "", self.HISTORY_MAX, *(e.value for e in events)]
+            args = [repr(at), error or "", self.HISTORY_MAX, KEY_TTL_S * 1000, *(e.value for e in events)]
             eval_script(self._record, self._keys(target), args, client)
 
     def get(self, target: str) -> TargetHealth:

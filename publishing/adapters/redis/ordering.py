@@ -35,13 +35,26 @@ class RedisOrderGate:
             run_pipeline(self._client, build, [self._note])
 
     def enter(
-        self, target: str, fingerprint: str, job_id: str, firing: bool, submitted_at: float, lease_s: float
+        self,
+        target: str,
+        fingerprint: str,
+        job_id: str,
+        firing: bool,
+        submitted_at: float,
+        lease_s: float,
+        require_fired: bool = False,
     ) -> GateDecision:
         gate, wait_ms = self._gate(
             keys=[self._key(target, fingerprint)],
-            args=[1 if firing else 0, job_id, repr(submitted_at), max(1, int(lease_s * 1000))],
+            args=[
+                1 if firing else 0,
+                job_id,
+                repr(submitted_at),
+                max(1, int(lease_s * 1000)),
+                1 if require_fired else 0,
+            ],
         )
         return GateDecision(Gate(text(gate)), max(0.0, int(wait_ms) / 1000))
 
-    def leave(self, target: str, fingerprint: str, job_id: str) -> None:
-        self._leave(keys=[self._key(target, fingerprint)], args=[job_id])
+    def leave(self, target: str, fingerprint: str, job_id: str, delivered: bool = False) -> None:
+        self._leave(keys=[self._key(target, fingerprint)], args=[job_id, 1 if delivered else 0, self._ttl_ms])

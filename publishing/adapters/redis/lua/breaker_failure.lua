@@ -6,6 +6,7 @@ local breaker_key = KEYS[1]
 local probes_key = KEYS[2]
 local failure_threshold = tonumber(ARGV[1])
 local probe_id = ARGV[2] -- '' when the attempt held no probe slot
+local key_ttl_ms = tonumber(ARGV[3]) -- the hash expires this long after its last use
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -16,11 +17,15 @@ local function open_breaker()
   redis.call('HSETNX', breaker_key, 'down_since_ms', now)
   redis.call('HINCRBY', breaker_key, 'trips', 1)
   redis.call('DEL', probes_key)
+  redis.call('PEXPIRE', breaker_key, key_ttl_ms)
 end
 
 local state = redis.call('HGET', breaker_key, 'state') or 'closed'
+if redis.call('EXISTS', breaker_key) == 1 then redis.call('PEXPIRE', breaker_key, key_ttl_ms) end
 if state == 'closed' then
-  if redis.call('HINCRBY', breaker_key, 'failures', 1) >= failure_threshold then
+  local failures = redis.call('HINCRBY', breaker_key, 'failures', 1)
+  redis.call('PEXPIRE', breaker_key, key_ttl_ms)
+  if failures >= failure_threshold then
     open_breaker()
     return 1
   end

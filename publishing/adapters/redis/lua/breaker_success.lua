@@ -5,8 +5,10 @@ local breaker_key = KEYS[1]
 local probes_key = KEYS[2]
 local success_threshold = tonumber(ARGV[1])
 local probe_id = ARGV[2] -- '' when the attempt held no probe slot
+local key_ttl_ms = tonumber(ARGV[3]) -- the hash expires this long after its last use
 
 local state = redis.call('HGET', breaker_key, 'state') or 'closed'
+if redis.call('EXISTS', breaker_key) == 1 then redis.call('PEXPIRE', breaker_key, key_ttl_ms) end
 if state == 'closed' then
   if tonumber(redis.call('HGET', breaker_key, 'failures') or '0') > 0 then
     redis.call('HSET', breaker_key, 'failures', 0)

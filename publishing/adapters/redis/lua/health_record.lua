@@ -1,12 +1,14 @@
 -- Count the events of one attempt on a target: per-event counters, the last success, the
 -- last failure with its (already redacted) error, and breaker transitions in a capped list,
--- newest first. Returns 1.
+-- newest first. Both keys expire key_ttl_ms after the last event, so a target no longer
+-- configured leaves nothing behind. Returns 1.
 local health_key = KEYS[1]
 local history_key = KEYS[2]
 local at = ARGV[1]
 local error_text = ARGV[2]
 local history_max = tonumber(ARGV[3])
-local first_event = 4 -- event names from here to the end
+local key_ttl_ms = tonumber(ARGV[4])
+local first_event = 5 -- event names from here to the end
 
 for i = first_event, #ARGV do
   local event = ARGV[i]
@@ -20,4 +22,6 @@ for i = first_event, #ARGV do
     redis.call('LTRIM', history_key, 0, history_max - 1)
   end
 end
+redis.call('PEXPIRE', health_key, key_ttl_ms)
+if redis.call('EXISTS', history_key) == 1 then redis.call('PEXPIRE', history_key, key_ttl_ms) end
 return 1

@@ -1,0 +1,67 @@
+"""The Discord webhook payload: a one-line ``content`` and one embed coloured by severity,
+with the alert's facts as fields, clipped to Discord's documented limits. Mentions are
+disabled: a label that reads ``@everyone`` pings nobody."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.text import clip
+from publishing.targets import Target
+from publishing.templates import title_and_text
+
+# Discord's limits: past any of them the whole message is refused with a 400.
+CONTENT_MAX_CHARS = 2000
+TITLE_MAX_CHARS = 256
+DESCRIPTION_MAX_CHARS = 4096
+FIELD_NAME_MAX_CHARS = 256
+FIELD_VALUE_MAX_CHARS = 1024
+MAX_FIELDS = 25
+FOOTER_MAX_CHARS = 2048
+# Embed colours (RGB as an integer) by severity; a resolved alert is green.
+RESOLVED_COLOUR = 0x2EB67D
+COLOURS: Mapping[str, int] = {
+    "critical": 0xE01E5A,
+    "error": 0xE01E5A,
+    "warning": 0xECB22E,
+    "info": 0x36C5F0,
+    "noise": 0x36C5F0,
+}
+DEFAULT_COLOUR = COLOURS["warning"]
+
+
+def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
+    alert = enriched.alert
+    severity = (enriched.severity or "").lower()
+    resolved = alert.status is AlertStatus.RESOLVED
+    title, text = title_and_text(target, enriched)
+    fields = [
+        _field("Status", alert.status.value),
+        _field("Severity", severity or "unknown"),
+        *(_field(k, v) for k, v in sorted(alert.labels.items())),
+    ]
+    embed: dict[str, Any] = {
+        "title": clip(title, TITLE_MAX_CHARS),
+        "description": clip(text, DESCRIPTION_MAX_CHARS),
+        "color": RESOLVED_COLOUR if resolved else COLOURS.get(severity, DEFAULT_COLOUR),
+        "fields": fields[:MAX_FIELDS],
+        "timestamp": format_time(alert.ends_at if resolved and alert.ends_at else alert.starts_at),
+        "footer": {"text": clip(f"fingerprint {alert.fingerprint}", FOOTER_MAX_CHARS)},
+    }
+    if alert.generator_url.startswith(("http://", "https://")):
+        embed["url"] = alert.generator_url
+    return {
+        "content": clip(title, CONTENT_MAX_CHARS),
+        "embeds": [embed],
+        "allowed_mentions": {"parse": []},
+    }
+
+
+def _field(name: str, value: str) -> dict[str, Any]:
+    return {
+        "name": clip(name, FIELD_NAME_MAX_CHARS),
+        "value": clip(value, FIELD_VALUE_MAX_CHARS) or "-",
+        "inline": True,
+    }

@@ -1,0 +1,51 @@
+"""The email notification: a subject, a plain-text part and an HTML part with the same
+content (``publishing.adapters.smtp`` puts them in one ``multipart/alternative`` message)."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from publishing.alert import EnrichedAlert, format_time
+from publishing.formatters.text import clip
+from publishing.targets import Target
+from publishing.templates import title_and_text
+
+# A subject is one line; mail clients show about this much of it.
+SUBJECT_MAX_CHARS = 200
+
+
+def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
+    alert = enriched.alert
+    title, text = title_and_text(target, enriched)
+    facts = [
+        ("Status", alert.status.value),
+        ("Severity", enriched.severity or "unknown"),
+        ("Started", format_time(alert.starts_at)),
+    ]
+    if alert.ends_at is not None:
+        facts.append(("Ended", format_time(alert.ends_at)))
+    facts.append(("Fingerprint", alert.fingerprint))
+    labels = sorted(alert.labels.items())
+
+    plain = [title, "", text, ""]
+    plain += [f"{k}: {v}" for k, v in facts]
+    if labels:
+        plain += ["", "Labels:", *(f"  {k}={v}" for k, v in labels)]
+    if alert.generator_url:
+        plain += ["", f"Source: {alert.generator_url}"]
+
+    paragraphs = "".join(f"<p>{escape(p).replace(chr(10), '<br>')}</p>" for p in text.split("\n\n"))
+    rows = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in facts)
+    html = [f"<h2>{escape(title)}</h2>", paragraphs, f"<table>{rows}</table>"]
+    if labels:
+        items = "".join(f"<li><code>{escape(k)}={escape(v)}</code></li>" for k, v in labels)
+        html.append(f"<ul>{items}</ul>")
+    if alert.generator_url:
+        html.append(f'<p><a href="{escape(alert.generator_url, quote=True)}">Source</a></p>')
+    return {
+        # A newline in a header would start another one: the subject is kept to one line.
+        "subject": clip(" ".join(title.split()), SUBJECT_MAX_CHARS),
+        "text": "\n".join(plain) + "\n",
+        "html": "<html><body>" + "".join(html) + "</body></html>",
+    }

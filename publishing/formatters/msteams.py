@@ -1,0 +1,73 @@
+"""The Microsoft Teams payload for a Workflows incoming webhook: a ``message`` with one
+Adaptive Card (schema 1.4), coloured by severity, with the alert's facts and a link to its
+source."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.text import clip
+from publishing.targets import Target
+from publishing.templates import title_and_text
+
+CARD_VERSION = "1.4"
+CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
+# A Teams message is refused past about 28 KB; these keep a card well under it.
+TITLE_MAX_CHARS = 256
+TEXT_MAX_CHARS = 8000
+FACT_MAX_CHARS = 512
+MAX_LABEL_FACTS = 20
+# Adaptive Card colour names by severity (a resolved alert is ``Good``).
+COLOURS: Mapping[str, str] = {
+    "critical": "Attention",
+    "error": "Attention",
+    "warning": "Warning",
+    "info": "Accent",
+    "noise": "Accent",
+}
+DEFAULT_COLOUR = "Warning"
+
+
+def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
+    alert = enriched.alert
+    severity = (enriched.severity or "").lower()
+    resolved = alert.status is AlertStatus.RESOLVED
+    title, text = title_and_text(target, enriched)
+    facts = [
+        _fact("Status", alert.status.value),
+        _fact("Severity", severity or "unknown"),
+        _fact("Started", format_time(alert.starts_at)),
+    ]
+    if alert.ends_at is not None:
+        facts.append(_fact("Ended", format_time(alert.ends_at)))
+    facts += [_fact(k, v) for k, v in sorted(alert.labels.items())[:MAX_LABEL_FACTS]]
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": [
+            {
+                "type": "TextBlock",
+                "text": clip(title, TITLE_MAX_CHARS),
+                "size": "Large",
+                "weight": "Bolder",
+                "color": "Good" if resolved else COLOURS.get(severity, DEFAULT_COLOUR),
+                "wrap": True,
+            },
+            {"type": "TextBlock", "text": clip(text, TEXT_MAX_CHARS), "wrap": True},
+            {"type": "FactSet", "facts": facts},
+        ],
+    }
+    if alert.generator_url:
+        card["actions"] = [{"type": "Action.OpenUrl", "title": "Source", "url": alert.generator_url}]
+    return {
+        "type": "message",
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
+    }
+
+
+def _fact(title: str, value: str) -> dict[str, str]:
+    return {"title": clip(title, FACT_MAX_CHARS), "value": clip(value, FACT_MAX_CHARS)}
