@@ -8,6 +8,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
+# The history tables register on the same metadata; autogenerate must see them too.
+import publishing.adapters.history_sql  # noqa: F401
 from publishing.adapters.sql import create_engine_for, metadata
 from publishing.settings import DEFAULT_DATABASE_URL, normalise_database_url
 

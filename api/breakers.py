@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 
 from api.auth import Role, require
 from api.services import services
+from api.timefmt import breaker_json
 
 bp = Blueprint("breakers", __name__, url_prefix="/api/v2/publishing/breakers")
 
@@ -15,7 +16,9 @@ bp = Blueprint("breakers", __name__, url_prefix="/api/v2/publishing/breakers")
 @require(Role.READER)
 def list_breakers() -> ResponseReturnValue:
     svc = services()
-    return jsonify({"breakers": [svc.breakers.status(t.name).to_dict() for t in svc.registry.all()]})
+    return jsonify(
+        {"breakers": [breaker_json(svc.breakers.status(t.name).to_dict()) for t in svc.registry.all()]}
+    )
 
 
 @bp.post("/<target>/reset")
@@ -24,4 +27,4 @@ def reset(target: str) -> ResponseReturnValue:
     svc = services()
     svc.registry.get(target)  # UnknownTargetError -> 404
     svc.breakers.reset(target)
-    return jsonify(svc.breakers.status(target).to_dict())
+    return jsonify(breaker_json(svc.breakers.status(target).to_dict()))

@@ -1,16 +1,18 @@
 # Over 300 lines: each command is a short function next to the one parser that wires them.
-"""``publishing``: the operator's command line over the REST API (``--url``, default
-``$PUBLISHING_API_URL`` or http://127.0.0.1:8080; the token from ``$PUBLISHING_API_TOKEN``, or
-else the file ``make run`` keeps it in, ``var/api-token`` under the current directory).
-Lists print as a compact table, or JSON with ``-o json``; an error exits non-zero with the
-API's message."""
+"""publishing: the operator's command line over the REST API (--url, default
+$PUBLISHING_API_URL or http://127.0.0.1:8080; the token from $PUBLISHING_API_TOKEN, or
+else the file make run keeps it in, var/api-token under the current directory).
+Lists print as a compact table, or JSON with -o json (before or after the command); an error
+exits non-zero with the API's message."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
@@ -102,15 +104,35 @@ def _cell(value: Any, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def print_table(rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO) -> None:
+# The narrowest a wrapped last column gets, however little room the terminal leaves it.
+MIN_WRAP_WIDTH = 30
+
+
+def print_table(
+    rows: list[dict[str, Any]], columns: Sequence[str], out: TextIO, *, wrap_last: bool = False
+) -> None:
+    """A table, each cell cut to 48 characters; with ``wrap_last`` the last column is shown
+    whole instead, wrapped to the terminal's width under its heading."""
     if not rows:
         print("(none)", file=out)
         return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    last = len(columns) - 1
+    cells = [
+        [_cell(row.get(c), 10**6 if wrap_last and i == last else 48) for i, c in enumerate(columns)]
+        for row in rows
+    ]
     widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    indent = sum(widths[:last]) + 2 * last
+    if wrap_last:
+        widths[last] = max(MIN_WRAP_WIDTH, shutil.get_terminal_size().columns - indent)
     print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
     for row in cells:
+        lines = textwrap.wrap(row[last], widths[last], break_on_hyphens=False) if wrap_last else []
+        if wrap_last:
+            row = [*row[:last], lines[0] if lines else ""]
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip(), file=out)
+        for more in lines[1:]:
+            print(" " * indent + more, file=out)
 
 
 def print_json(data: Any, out: TextIO) -> None:
@@ -173,7 +195,8 @@ def cmd_dlq_list(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
             "replay_result",
             "error_message",
         )
-        print_table(page["entries"], columns, out)
+        # The message last and whole: its status and the target's reason come at its end.
+        print_table(page["entries"], columns, out, wrap_last=True)
         print(f"{len(page['entries'])} of {page['total']} (offset {page['offset']})", file=out)
     return 0
 
@@ -239,7 +262,30 @@ def cmd_queue_status(client: Client, args: argparse.Namespace, out: TextIO, err:
 
 
 def cmd_queue_stats(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    print_json(client.call("GET", f"{API}/queue/stats"), out)
+    stats = client.call("GET", f"{API}/queue/stats")
+    if args.output == "json":
+        print_json(stats, out)
+        return 0
+    queues = [{"queue": q, **v} for q, v in stats["queues"].items()]
+    total = {"queue": "total", "depth": stats["total"]}
+    print_table([*queues, total], ("queue", "depth", "oldest_age_s"), out)
+    workers = stats["workers"]
+    if workers["count"] is None:
+        print("\nworkers: unknown (none could be asked)", file=out)
+    else:
+        print(f"\nworkers: {workers['count']} {' '.join(workers['names'] or [])}".rstrip(), file=out)
+    print("", file=out)
+    jobs = stats["jobs"]
+    by_state = [{"state": s, "jobs": n} for s, n in jobs["by_state"].items()]
+    print_table(by_state, ("state", "jobs"), out)
+    print(
+        f"submitted {jobs['submitted']}  succeeded {jobs['succeeded']}  failed {jobs['failed']}"
+        f"  dlq {jobs['dlq']}",
+        file=out,
+    )
+    print("", file=out)
+    breakers = [{"target": t, "breaker": state} for t, state in stats["breakers"].items()]
+    print_table(breakers, ("target", "breaker"), out)
     return 0
 
 
@@ -269,6 +315,27 @@ def cmd_jobs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO)
         columns = ("id", "state", "priority", "target", "alert_name", "retry_count", "last_error")
         print_table(page["jobs"], columns, out)
         print(f"{len(page['jobs'])} of {page['total']}", file=out)
+    return 0
+
+
+def cmd_targets_list(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    targets = client.call("GET", f"{API}/targets")["targets"]
+    if args.output == "json":
+        print_json(targets, out)
+        return 0
+    rows = []
+    for target in targets:
+        rate = target["health"]["success_rate"]
+        rows.append(
+            {
+                "name": target["name"],
+                "type": target["type"],
+                "enabled": target["enabled"],
+                "breaker": target["breaker"]["state"],
+                "success_rate": None if rate is None else f"{rate:.0%}",
+            }
+        )
+    print_table(rows, ("name", "type", "enabled", "breaker", "success_rate"), out)
     return 0
 
 
@@ -321,71 +388,93 @@ def _add_dlq_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--failed-before", metavar="RFC3339")
 
 
+OUTPUTS = ("table", "json")
+
+
+def _output_option() -> argparse.ArgumentParser:
+    """``-o`` for every command, so it may come after the command too. Its default is left
+    unset here, so a command's parser never undoes a ``-o json`` given before it."""
+    shared = argparse.ArgumentParser(add_help=False)
+    shared.add_argument(
+        "-o", "--output", choices=OUTPUTS, default=argparse.SUPPRESS, help="table (the default) or json"
+    )
+    return shared
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="publishing", description=__doc__)
     parser.add_argument("--url", default=os.environ.get("PUBLISHING_API_URL", DEFAULT_URL))
-    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("-o", "--output", choices=OUTPUTS, default="table", help="table or json")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per HTTP request")
+    output = _output_option()
+
+    def group(commands: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = commands.add_parser(name, parents=[output], **kwargs)
+        return sub
+
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    test = commands.add_parser("test-alert", help="send a synthetic test alert to a target")
+    test = group(commands, "test-alert", help="send a synthetic test alert to a target")
     test.add_argument("target_name", metavar="TARGET")
     test.add_argument("--severity", choices=TEST_SEVERITIES)
     test.set_defaults(func=cmd_test_alert)
 
-    dlq = commands.add_parser("dlq", help="the dead-letter queue").add_subparsers(
+    dlq = group(commands, "dlq", help="the dead-letter queue").add_subparsers(
         dest="dlq_command", required=True, metavar="DLQ_COMMAND"
     )
-    listing = dlq.add_parser("list", help="list dead letters, newest first")
+    listing = group(dlq, "list", help="list dead letters, newest first")
     _add_dlq_filters(listing)
     listing.add_argument("--replayed", choices=("true", "false"))
     listing.add_argument("--limit", type=int, default=50)
     listing.add_argument("--offset", type=int, default=0)
     listing.set_defaults(func=cmd_dlq_list)
-    show = dlq.add_parser("show", help="one dead letter")
+    show = group(dlq, "show", help="one dead letter")
     show.add_argument("id")
     show.set_defaults(func=cmd_dlq_show)
-    dlq.add_parser("stats", help="DLQ statistics").set_defaults(func=cmd_dlq_stats)
-    replay = dlq.add_parser("replay", help="replay one dead letter")
+    group(dlq, "stats", help="DLQ statistics").set_defaults(func=cmd_dlq_stats)
+    replay = group(dlq, "replay", help="replay one dead letter")
     replay.add_argument("id")
     replay.set_defaults(func=cmd_dlq_replay)
-    replay_all = dlq.add_parser("replay-all", help="replay every unreplayed row matching the filters")
+    replay_all = group(dlq, "replay-all", help="replay every unreplayed row matching the filters")
     _add_dlq_filters(replay_all)
     replay_all.add_argument("--dry-run", action="store_true", help="list the rows; enqueue nothing")
     replay_all.add_argument("--no-wait", action="store_true", help="start the run and return")
     replay_all.set_defaults(func=cmd_dlq_replay_all)
-    purge = dlq.add_parser("purge", help="delete rows older than a duration")
+    purge = group(dlq, "purge", help="delete rows older than a duration")
     purge.add_argument("--older-than", required=True, metavar="DURATION", help="such as 168h, 7d, 30m")
     purge.add_argument("--replayed-only", action="store_true")
     purge.add_argument("--force", action="store_true", help="needed for a DURATION under 1h")
     purge.add_argument("--dry-run", action="store_true", help="count the rows that would go; delete none")
     purge.set_defaults(func=cmd_dlq_purge)
 
-    queue = commands.add_parser("queue", help="queue depth and statistics").add_subparsers(
+    queue = group(commands, "queue", help="queue depth and statistics").add_subparsers(
         dest="queue_command", required=True, metavar="QUEUE_COMMAND"
     )
-    queue.add_parser("status", help="depth by priority").set_defaults(func=cmd_queue_status)
-    queue.add_parser("stats", help="depth, ages, workers, counts, breakers").set_defaults(
-        func=cmd_queue_stats
-    )
+    group(queue, "status", help="depth by priority").set_defaults(func=cmd_queue_status)
+    group(queue, "stats", help="depth, ages, workers, counts, breakers").set_defaults(func=cmd_queue_stats)
 
-    breakers = commands.add_parser("breakers", help="list breakers, or reset one")
+    breakers = group(commands, "breakers", help="list breakers, or reset one")
     breakers.set_defaults(func=cmd_breakers)
-    reset = breakers.add_subparsers(dest="breakers_command", metavar="reset TARGET").add_parser(
-        "reset", help="close a target's breaker"
+    reset = group(
+        breakers.add_subparsers(dest="breakers_command", metavar="reset TARGET"),
+        "reset",
+        help="close a target's breaker",
     )
     reset.add_argument("reset_target", metavar="TARGET")
 
-    targets = commands.add_parser("targets", help="targets files and targets").add_subparsers(
-        dest="targets_command", required=True, metavar="TARGETS_COMMAND"
-    )
-    validate = targets.add_parser(
-        "validate", help="check targets files as the workers load them (offline: no API call)"
+    targets_group = group(commands, "targets", help="targets (list, the default) and targets files")
+    targets_group.set_defaults(func=cmd_targets_list)
+    targets = targets_group.add_subparsers(dest="targets_command", metavar="TARGETS_COMMAND")
+    group(
+        targets, "list", help="name, type, enabled, breaker state and success rate of each target"
+    ).set_defaults(func=cmd_targets_list)
+    validate = group(
+        targets, "validate", help="check targets files as the workers load them (offline: no API call)"
     )
     validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
     validate.set_defaults(func=cmd_targets_validate)
 
-    jobs = commands.add_parser("jobs", help="tracked jobs, newest first (or one by id)")
+    jobs = group(commands, "jobs", help="tracked jobs, newest first (or one by id)")
     jobs.add_argument("job_id", nargs="?", metavar="JOB_ID")
     jobs.add_argument("--state", choices=values(JobState))
     jobs.add_argument("--priority", choices=values(Priority))

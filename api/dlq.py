@@ -7,15 +7,16 @@ a bare purge never removes last week's rows; under an hour it needs ``force=true
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
+from flask.sansio.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
+from werkzeug.routing import BaseConverter
 
 from api.auth import Role, require
-from api.errors import ApiError
+from api.errors import NotFoundKind, not_found
 from api.params import (
     bool_value,
     dlq_filter,
@@ -31,6 +32,25 @@ from api.services import services
 from publishing.dlq import DLQFilter
 
 bp = Blueprint("dlq", __name__, url_prefix="/api/v2/publishing/dlq")
+
+# The paths beside the rows, which no row id may shadow.
+_OWN_PATHS = ("replay", "purge", "stats")
+
+
+class RowIdConverter(BaseConverter):
+    """A row id is any segment but the DLQ's own paths: the repository answers one that is not a
+    UUID as no row (a 404 naming it), not the router as no endpoint, and ``GET .../dlq/replay``
+    stays a 405 instead of reading as a row id."""
+
+    regex = rf"(?!(?:{'|'.join(_OWN_PATHS)})(?:/|$))[^/]+"
+    # Rows have UUIDs; the route takes any other segment only to answer it with a 404.
+    openapi_schema = {"type": "string", "format": "uuid"}
+
+
+@bp.record_once
+def _register_row_id(state: BlueprintSetupState) -> None:
+    state.app.url_map.converters.setdefault("row_id", RowIdConverter)
+
 
 _BULK_FIELDS = set(BulkReplayRequest.model_fields)
 
@@ -53,18 +73,16 @@ def stats() -> ResponseReturnValue:
     return jsonify(services().dead_letters.stats().to_dict())
 
 
-# Row ids are UUIDs: anything else is no row (a routing 404), and ``/dlq/replay`` and
-# ``/dlq/purge`` stay their own paths instead of reading as a row id.
-@bp.get("/<uuid:letter_id>")
+@bp.get("/<row_id:letter_id>")
 @require(Role.READER)
-def get_entry(letter_id: uuid.UUID) -> ResponseReturnValue:
-    return jsonify(services().dead_letters.get(str(letter_id)).to_dict())
+def get_entry(letter_id: str) -> ResponseReturnValue:
+    return jsonify(services().dead_letters.get(letter_id).to_dict())
 
 
-@bp.post("/<uuid:letter_id>/replay")
+@bp.post("/<row_id:letter_id>/replay")
 @require(Role.ADMIN)
-def replay_one(letter_id: uuid.UUID) -> ResponseReturnValue:
-    job = services().replayer.replay_one(str(letter_id))
+def replay_one(letter_id: str) -> ResponseReturnValue:
+    job = services().replayer.replay_one(letter_id)
     body = {
         "job_id": job.job_id,
         "dead_letter_id": job.replayed_from,
@@ -107,9 +125,7 @@ def replay_many() -> ResponseReturnValue:
 def replay_progress(run_id: str) -> ResponseReturnValue:
     run = services().replay_runs.get(run_id)
     if run is None:
-        raise ApiError(
-            404, "run_not_found", f"no replay run {run_id!r} (runs are kept 7 days)", {"run_id": run_id}
-        )
+        raise not_found(NotFoundKind.REPLAY_RUN, run_id, f"no replay run {run_id!r} (runs are kept 7 days)")
     return jsonify(run.to_dict())
 
 

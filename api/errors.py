@@ -5,7 +5,9 @@ own ``ApiError``, the domain's errors, a dependency that is down, and werkzeug's
 from __future__ import annotations
 
 import logging
+from enum import StrEnum
 from typing import Any
+from urllib.parse import urlsplit
 
 import kombu.exceptions
 import redis
@@ -20,6 +22,7 @@ from publishing.errors import (
     UnknownTargetError,
 )
 from publishing.replay import ReplayEnqueueError, ReplayRefusedError
+from publishing.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,21 @@ _HTTP_CODES = {
     413: "payload_too_large",
     415: "unsupported_media_type",
 }
+
+
+class NotFoundKind(StrEnum):
+    """What a 404 (``not_found``) did not find, as ``details.kind``."""
+
+    JOB = "job"
+    TARGET = "target"
+    DEAD_LETTER = "dead_letter"
+    ATTEMPT = "attempt"
+    REPLAY_RUN = "replay_run"
+    ROUTE = "route"
+
+
+# The domain's NotFoundError is one class for every record; the blueprint says which it was.
+_KIND_OF_BLUEPRINT = {"dlq": NotFoundKind.DEAD_LETTER, "history": NotFoundKind.ATTEMPT}
 
 
 class ApiError(Exception):
@@ -68,15 +86,52 @@ def error_response(
     return response
 
 
+def not_found(kind: NotFoundKind, name: str, message: str) -> ApiError:
+    """The one 404 of a missing record: code ``not_found``, ``details`` its kind and id."""
+    return ApiError(404, "not_found", message, {"kind": kind.value, "id": name})
+
+
+_DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "postgresql": 5432, "postgres": 5432}
+
+
+def location(url: str) -> str:
+    """Where a dependency's URL points, without its credentials: ``host:port`` (with the
+    database's name), each of a ``;``-separated Sentinel list, or an SQLite file."""
+    places = []
+    for part in redact_url(url).split(";"):
+        split = urlsplit(part)
+        scheme = split.scheme.split("+")[0]
+        if scheme == "sqlite":
+            places.append(split.path.removeprefix("/") or ":memory:")
+            continue
+        try:
+            port = split.port or _DEFAULT_PORTS.get(scheme)
+        except ValueError:
+            port = None
+        place = f"{split.hostname or 'localhost'}:{port}" if port else (split.hostname or "localhost")
+        if scheme.startswith("postgres") and split.path.strip("/"):
+            place += split.path
+        places.append(place)
+    return ", ".join(places)
+
+
+def _where(dependency: str) -> str | None:
+    settings: Settings | None = current_app.config.get("PUBLISHING_SETTINGS")
+    if settings is None:
+        return None
+    return location(settings.redis_url if dependency == "redis" else settings.database_url)
+
+
 def dependency_down(dependency: str, exc: BaseException) -> ApiError:
-    """A 503 that names the dependency (``redis`` or ``database``), never its URL."""
+    """A 503 that names the dependency (``redis`` or ``database``) and where it is, never a
+    password."""
     what = "Redis" if dependency == "redis" else "the dead-letter database"
-    return ApiError(
-        503,
-        "dependency_unavailable",
-        f"{what} is unavailable; try again later",
-        {"dependency": dependency, "reason": type(exc).__name__},
-    )
+    where = _where(dependency)
+    details: dict[str, Any] = {"dependency": dependency, "reason": type(exc).__name__}
+    if where is not None:
+        what += f" at {where}"
+        details["at"] = where
+    return ApiError(503, "dependency_unavailable", f"{what} is unavailable; try again later", details)
 
 
 def _api_error(exc: ApiError) -> Response:
@@ -91,6 +146,7 @@ def _http_error(exc: HTTPException) -> Response:
     message = exc.description or exc.name
     if status == 404:
         message = f"no such endpoint: {request.method} {request.path}"
+        details = {"kind": NotFoundKind.ROUTE.value, "path": request.path}
     elif status == 405:
         details["allowed_methods"] = [m.strip() for m in headers.get("Allow", "").split(",") if m.strip()]
         message = f"{request.method} is not allowed on {request.path}"
@@ -106,11 +162,14 @@ def _invalid_alert(exc: InvalidAlertError) -> Response:
 
 
 def _unknown_target(exc: UnknownTargetError) -> Response:
-    return error_response(404, "target_not_found", str(exc), {"target": exc.name})
+    return _api_error(not_found(NotFoundKind.TARGET, exc.name, str(exc)))
 
 
 def _not_found(exc: NotFoundError) -> Response:
-    return error_response(404, "not_found", str(exc))
+    kind = _KIND_OF_BLUEPRINT.get(request.blueprint or "")
+    name = next(iter((request.view_args or {}).values()), None)
+    details = {"kind": kind.value, "id": name} if kind is not None else {}
+    return error_response(404, "not_found", str(exc), details)
 
 
 def _already_replayed(exc: AlreadyReplayedError) -> Response:
@@ -122,11 +181,18 @@ def _replay_refused(exc: ReplayRefusedError) -> Response:
 
 
 def _replay_not_enqueued(exc: ReplayEnqueueError) -> Response:
+    where = _where("redis")
     return error_response(
         503,
         "dependency_unavailable",
-        f"Redis is unavailable: {exc}",
-        {"dependency": "redis", "id": exc.dead_letter_id, "job_id": exc.job_id, "replay_result": "skipped"},
+        f"Redis{f' at {where}' if where else ''} is unavailable: {exc}",
+        {
+            "dependency": "redis",
+            "at": where,
+            "id": exc.dead_letter_id,
+            "job_id": exc.job_id,
+            "replay_result": "skipped",
+        },
     )
 
 

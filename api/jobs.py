@@ -6,10 +6,11 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from api.auth import Role, require
-from api.errors import ApiError
+from api.errors import NotFoundKind, not_found
 from api.params import enum_value, int_arg
 from api.schemas_query import JobsQuery
 from api.services import services
+from api.timefmt import job_json
 from publishing.priority import Priority
 from publishing.tracking import JobQuery, JobState
 
@@ -26,7 +27,7 @@ def list_jobs() -> ResponseReturnValue:
         limit=int_arg("limit", *JobsQuery.int_bounds("limit")),
     )
     jobs, total = services().tracker.list(query)
-    return jsonify({"jobs": [j.to_dict() for j in jobs], "total": total})
+    return jsonify({"jobs": [job_json(j.to_dict()) for j in jobs], "total": total})
 
 
 @bp.get("/<job_id>")
@@ -34,5 +35,5 @@ def list_jobs() -> ResponseReturnValue:
 def get_job(job_id: str) -> ResponseReturnValue:
     snapshot = services().tracker.get(job_id)
     if snapshot is None:
-        raise ApiError(404, "job_not_found", f"no tracked job {job_id!r}", {"id": job_id})
-    return jsonify(snapshot.to_dict())
+        raise not_found(NotFoundKind.JOB, job_id, f"no tracked job {job_id!r}")
+    return jsonify(job_json(snapshot.to_dict()))

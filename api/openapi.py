@@ -17,6 +17,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 from werkzeug.routing import Rule
 
+from api.errors import NotFoundKind
 from api.limits import MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_URL_BYTES
 from api.schemas_alerts import alert_schemas, ref
 from api.schemas_query import Query
@@ -34,6 +35,18 @@ _CONVERTER = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?(\w+)>")
 # Any request may be refused before its route reads it (``api.limits``): a NUL byte in the path
 # or query (400), a URL (414) or a header (431) over its cap.
 EVERY_OPERATION_ERRORS = (400, 414, 431)
+_ERROR_EXAMPLES: Mapping[int, dict[str, Any]] = {
+    404: {
+        JSON: {
+            "schema": ref("Error"),
+            "example": {
+                "error": "not_found",
+                "message": "no dead letter 'nope'",
+                "details": {"kind": NotFoundKind.DEAD_LETTER.value, "id": "nope"},
+            },
+        }
+    },
+}
 _PATH_SCHEMAS: Mapping[str, dict[str, Any]] = {
     "uuid": {"type": "string", "format": "uuid"},
     "int": {"type": "integer"},
@@ -48,7 +61,10 @@ def _error_texts(settings: Settings) -> dict[int, str]:
         ),
         401: "No bearer token, or not a valid one.",
         403: "The token's role is too low.",
-        404: "No such resource.",
+        404: (
+            "No such resource: error not_found, details.kind says what "
+            f"({', '.join(k.value for k in NotFoundKind)}) and details.id which."
+        ),
         409: "Conflict: already replayed, not replayable now, or the target is disabled.",
         413: (
             f"The body is over {settings.max_body_bytes} bytes (PUBLISHING_MAX_BODY_BYTES), or holds "
@@ -109,7 +125,8 @@ def _path_of(rule: Rule, op: Operation) -> tuple[str, list[dict[str, Any]]]:
                 "name": name,
                 "in": "path",
                 "required": True,
-                "schema": _PATH_SCHEMAS.get(converter, {"type": "string"}),
+                "schema": _PATH_SCHEMAS.get(converter)
+                or getattr(rule.map.converters.get(converter), "openapi_schema", {"type": "string"}),
                 "description": op.path.get(name, f"The {name.replace('_', ' ')}."),
             }
         )
@@ -200,7 +217,7 @@ def build_document(app: Flask, settings: Settings) -> dict[str, Any]:
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": components.schemas,
             "responses": {
-                f"E{code}": {"description": text, "content": error}
+                f"E{code}": {"description": text, "content": _ERROR_EXAMPLES.get(code, error)}
                 for code, text in _error_texts(settings).items()
             },
         },

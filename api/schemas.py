@@ -23,7 +23,6 @@ from publishing.replay import RunState
 from publishing.tracking import JobState
 
 Count = NonNegativeInt
-UnixTime = Annotated[float, Field(description="Unix time, seconds.")]
 
 
 def every(enum: type[StrEnum]) -> Any:
@@ -40,10 +39,15 @@ class Problem(BaseModel):
 
 
 class Error(BaseModel):
-    error: str = Field(description="A stable code such as invalid_alert or already_replayed.")
+    error: str = Field(
+        description=(
+            "A stable code such as invalid_alert, already_replayed or not_found (one code for every "
+            "404; details.kind says what was missing)."
+        )
+    )
     message: str = Field(description="What went wrong, for a person.")
     details: dict[str, Any] = Field(
-        description="Data about the error: problems (a list of Problem), parameter, dependency, ..."
+        description="Data about the error: problems (a list of Problem), parameter, dependency, kind, ..."
     )
 
 
@@ -109,9 +113,9 @@ class Job(BaseModel):
     retry_count: Count
     error_type: str | None
     last_error: str | None
-    submitted_at: UnixTime | None
-    started_at: UnixTime | None
-    completed_at: UnixTime | None
+    submitted_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
     delivered_via: str | None = Field(description="The fallback target that took the job, if any.")
 
 

@@ -35,7 +35,7 @@ class Operation:
     notes: Mapping[int, str] = field(default_factory=dict)
 
 
-_ROW_ID = {"letter_id": "The row id; anything but a UUID names no row (404)."}
+_ROW_ID = {"letter_id": "The row id (a UUID); any other names no row (404, details.kind dead_letter)."}
 _TARGET = {"name": "The target name."}
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
@@ -96,12 +96,13 @@ OPERATIONS: Mapping[str, Operation] = {
         "dlq", 200, s.PurgeResult, "What was deleted", (400, 503),
     ),
     "targets.list_targets": Operation(
-        "Targets with secrets redacted, each with its breaker", "targets", 200, t.TargetList, "Targets", (503,)
+        "Targets with secrets redacted, each with its breaker and health", "targets", 200, t.TargetList, "Targets",
+        (503,),
     ),
     "targets.get_target": Operation(
         "One target, redacted, with its breaker and health: success rate, last success, last "
         "failure and its error, breaker history, pauses, rate limiting and fallback use",
-        "targets", 200, t.TargetDetail, "The target", (404, 503), path=_TARGET,
+        "targets", 200, t.Target, "The target", (404, 503), path=_TARGET,
     ),
     "targets.schema": Operation(
         "The JSON Schema of a targets file (PUBLISHING_TARGETS), as shipped in deploy/targets.schema.json",

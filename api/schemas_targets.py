@@ -3,6 +3,7 @@ with the enums derived from the domain's where the API shows them differently.""
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -28,7 +29,6 @@ TestSeverity = StrEnum(  # type: ignore[misc]
 TEST_SEVERITIES: tuple[str, ...] = tuple(s.value for s in TestSeverity)
 
 Count = NonNegativeInt
-UnixTime = Annotated[float, Field(description="Unix time, seconds.")]
 Redacted = Annotated[str, Field(json_schema_extra={"enum": [REDACTED]})]
 
 
@@ -37,7 +37,7 @@ class BreakerStatus(BaseModel):
     state: BreakerLabel
     consecutive_failures: Count
     probe_successes: Count
-    opened_at: UnixTime | None
+    opened_at: datetime | None
     trips: Count
     recoveries: Count
 
@@ -54,6 +54,26 @@ class RedactedBasicAuth(BaseModel):
 class RateLimitInfo(BaseModel):
     per_s: float
     burst: int
+
+
+class BreakerHistoryEntry(BaseModel):
+    event: BreakerEvent
+    at: datetime
+
+
+class TargetHealth(BaseModel):
+    success_rate: float | None
+    attempts: Count
+    successes: Count
+    failures: Count
+    deferrals: Count
+    pauses: Count
+    rate_limited: Count
+    fallback_reroutes: Count
+    last_success_at: datetime | None
+    last_failure_at: datetime | None
+    last_error: str | None = Field(description="Redacted.")
+    breaker_history: list[BreakerHistoryEntry]
 
 
 class Target(BaseModel):
@@ -75,34 +95,11 @@ class Target(BaseModel):
     signing_secret: Redacted | SkipJsonSchema[None] = None
     basic_auth: RedactedBasicAuth | SkipJsonSchema[None] = None
     breaker: BreakerStatus
+    health: TargetHealth
 
 
 class TargetList(BaseModel):
     targets: list[Target]
-
-
-class BreakerHistoryEntry(BaseModel):
-    event: BreakerEvent
-    at: UnixTime
-
-
-class TargetHealth(BaseModel):
-    success_rate: float | None
-    attempts: Count
-    successes: Count
-    failures: Count
-    deferrals: Count
-    pauses: Count
-    rate_limited: Count
-    fallback_reroutes: Count
-    last_success_at: UnixTime | None
-    last_failure_at: UnixTime | None
-    last_error: str | None = Field(description="Redacted.")
-    breaker_history: list[BreakerHistoryEntry]
-
-
-class TargetDetail(Target):
-    health: TargetHealth
 
 
 class TestAlertRequest(BaseModel):

@@ -15,6 +15,7 @@ from api.errors import ApiError
 from api.params import invalid_field, json_body
 from api.schemas_targets import TEST_SEVERITIES, TestAlertRequest
 from api.services import services
+from api.timefmt import breaker_json, health_json
 from publishing.alert import Alert, AlertStatus, EnrichedAlert
 from publishing.target_schema import targets_json_schema
 
@@ -27,7 +28,12 @@ DEFAULT_TEST_SEVERITY = TestAlertRequest.model_fields["severity"].default.value
 def list_targets() -> ResponseReturnValue:
     svc = services()
     targets = [
-        {**t.to_public_dict(), "breaker": svc.breakers.status(t.name).to_dict()} for t in svc.registry.all()
+        {
+            **t.to_public_dict(),
+            "breaker": breaker_json(svc.breakers.status(t.name).to_dict()),
+            "health": health_json(svc.health.get(t.name).to_dict()),
+        }
+        for t in svc.registry.all()
     ]
     return jsonify({"targets": targets})
 
@@ -47,8 +53,8 @@ def get_target(name: str) -> ResponseReturnValue:
     return jsonify(
         {
             **target.to_public_dict(),
-            "breaker": svc.breakers.status(name).to_dict(),
-            "health": svc.health.get(name).to_dict(),
+            "breaker": breaker_json(svc.breakers.status(name).to_dict()),
+            "health": health_json(svc.health.get(name).to_dict()),
         }
     )
 

@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -83,6 +83,9 @@ class EnrichedAlert:
     alert: Alert
     classification: Classification | None = None
     enrichment_metadata: Mapping[str, Any] = field(default_factory=dict)
+    # The Alertmanager webhook's group fields (``ENVELOPE_FIELDS``) the alert came in, so the
+    # ``alertmanager`` format forwards them unchanged; None for an enriched alert.
+    envelope: Mapping[str, Any] | None = None
 
     @property
     def severity(self) -> str | None:
@@ -92,16 +95,21 @@ class EnrichedAlert:
         return self.alert.labels.get("severity")
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "alert": self.alert.to_dict(),
             "classification": self.classification.to_dict() if self.classification else None,
             "enrichment_metadata": dict(self.enrichment_metadata),
         }
+        if self.envelope is not None:
+            data["envelope"] = dict(self.envelope)
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EnrichedAlert:
-        """Rebuild an alert that ``to_dict`` wrote (the form a job carries)."""
-        return parse_enriched(data)[0]
+        """Rebuild an alert that ``to_dict`` wrote (the form a job carries, and a DLQ row)."""
+        enriched = parse_enriched(data)[0]
+        envelope = data.get("envelope")
+        return replace(enriched, envelope=dict(envelope)) if isinstance(envelope, dict) else enriched
 
 
 def format_time(value: datetime) -> str:
@@ -362,11 +370,37 @@ def parse_alertmanager(
         problems.raise_if_any()
     _check_count(raw_alerts, max_alerts, problems)
     problems.raise_if_any()
+    envelope = _envelope(payload, problems, limits)
     alerts = [
         _alert(raw, f"alerts[{i}]", problems, snake=False, limits=limits) for i, raw in enumerate(raw_alerts)
     ]
     problems.raise_if_any()
-    return [EnrichedAlert(alert=a) for a in alerts if a is not None]
+    return [EnrichedAlert(alert=a, envelope=envelope) for a in alerts if a is not None]
+
+
+# The webhook's group fields an alert keeps (``status`` is the alert's own, ``version`` is 4).
+ENVELOPE_TEXT_FIELDS = ("receiver", "externalURL", "groupKey")
+ENVELOPE_MAP_FIELDS = ("groupLabels", "commonLabels", "commonAnnotations")
+ENVELOPE_FIELDS = (*ENVELOPE_TEXT_FIELDS, *ENVELOPE_MAP_FIELDS, "truncatedAlerts")
+
+
+def _envelope(payload: dict[str, Any], problems: _Problems, limits: FieldLimits) -> dict[str, Any]:
+    """The group fields Alertmanager sent, those present, each under the caps of an alert's own."""
+    envelope: dict[str, Any] = {}
+    for name in ENVELOPE_TEXT_FIELDS:
+        if name in payload:
+            envelope[name] = _text_field(payload[name], name, problems, limits.max_value_chars)
+    for name in ENVELOPE_MAP_FIELDS:
+        if name in payload:
+            most = limits.max_annotations if name == "commonAnnotations" else limits.max_labels
+            envelope[name] = _string_map(payload[name], name, problems, limits, most)
+    if "truncatedAlerts" in payload:
+        truncated = payload["truncatedAlerts"]
+        if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
+            problems.add("truncatedAlerts", "must be a whole number, 0 or more")
+        else:
+            envelope["truncatedAlerts"] = truncated
+    return envelope
 
 
 def parse_enriched(

@@ -4,6 +4,7 @@ redelivered page that must not run twice."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import uuid
 from collections.abc import Iterator
@@ -20,8 +21,12 @@ from publishing.adapters.redis.queues import pending
 from publishing.adapters.redis.replay_runs import RUN_TTL_S, RedisReplayRunStore
 from publishing.classification import ErrorType
 from publishing.dlq import DeadLetter, DLQFilter
+from publishing.formatters import format_payload
+from publishing.job import Job
 from publishing.priority import Priority
 from publishing.replay import Replayer, ReplayRun, RunState
+from publishing.target_config import parse_target
+from publishing.testing.broker import RecordingEnqueuer
 from tests.support.pipeline import Pipeline
 from workers.replay import HIGH_BACKLOG_LIMIT, replay_batch
 
@@ -122,3 +127,29 @@ def test_a_redelivered_page_does_nothing(pipeline) -> None:
     assert replay_batch(task, run.run_id, 0) == "done"  # type: ignore[arg-type]
     assert pending(pipeline.redis, "high") == sent
     assert replay_batch(task, "no-such-run", 0) == "missing"  # type: ignore[arg-type]
+
+
+def test_a_replayed_alertmanager_alert_keeps_its_envelope(pipeline) -> None:
+    envelope = {"receiver": "team-storage", "externalURL": "https://am.example.com", "truncatedAlerts": 0}
+    letter = row(1)
+    letter = dataclasses.replace(letter, enriched_alert={**letter.enriched_alert, "envelope": envelope})
+    pipeline.dead_letters.write(letter)
+    enqueuer = RecordingEnqueuer()
+    replayer = Replayer(
+        pipeline.dead_letters,
+        pipeline.registry,
+        pipeline.tracker,
+        RedisDeduplicator(pipeline.redis, pipeline.settings.key_prefix),
+        enqueuer,
+        clock=lambda: datetime.now(UTC).timestamp(),
+    )
+    job = replayer.replay_one(letter.id)
+    assert [j.job_id for j in enqueuer.sent] == [job.job_id]
+    assert job.alert.envelope == envelope
+    target = parse_target(
+        {"name": "am", "type": "webhook", "format": "alertmanager", "url": "http://127.0.0.1:9/am"}
+    )
+    body = format_payload(
+        target, Job.from_message(json.loads(json.dumps(job.to_message()))).alert, job.job_id
+    )
+    assert (body["receiver"], body["externalURL"]) == ("team-storage", "https://am.example.com")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -488,3 +489,52 @@ def test_metadata_sixteen_levels_deep_is_accepted() -> None:
     }
     [alert] = parse_enriched(payload)
     assert alert.enrichment_metadata == _nested(16)
+
+
+# --- the Alertmanager envelope ----------------------------------------------------------
+
+ENVELOPE_FIELDS = {
+    "receiver": "publishing",
+    "externalURL": "http://alertmanager:9093",
+    "groupKey": '{}:{alertname="HighLatency"}',
+    "groupLabels": {"alertname": "HighLatency"},
+    "commonLabels": {"alertname": "HighLatency"},
+    "commonAnnotations": {},
+    "truncatedAlerts": 0,
+}
+
+
+def test_each_alertmanager_alert_keeps_the_envelope_it_came_in() -> None:
+    parsed = parse_alertmanager(am_payload(am_alert(), am_alert(fingerprint="0123456789abcdef")))
+    assert [e.envelope for e in parsed] == [ENVELOPE_FIELDS, ENVELOPE_FIELDS]
+
+
+def test_the_envelope_rides_to_dict_and_from_dict() -> None:
+    [original] = parse_alertmanager(am_payload(am_alert()))
+    carried = json.loads(json.dumps(original.to_dict()))
+    assert carried["envelope"] == ENVELOPE_FIELDS
+    assert EnrichedAlert.from_dict(carried) == original
+
+
+def test_an_enriched_alert_has_no_envelope_and_ignores_one_submitted() -> None:
+    [parsed] = parse_enriched({**enriched_item(), "envelope": ENVELOPE_FIELDS})
+    assert parsed.envelope is None
+    assert "envelope" not in parsed.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("receiver", 7),
+        ("externalURL", ["x"]),
+        ("groupKey", "k" * 9000),
+        ("groupLabels", {"a": 1}),
+        ("commonAnnotations", "text"),
+        ("truncatedAlerts", -1),
+        ("truncatedAlerts", "3"),
+    ],
+)
+def test_a_bad_envelope_field_is_refused_by_name(field: str, value: Any) -> None:
+    with pytest.raises(InvalidAlertError) as caught:
+        parse_alertmanager({**am_payload(am_alert()), field: value})
+    assert any(f == field or f.startswith(f"{field}.") for f in problem_fields(caught.value))

@@ -12,6 +12,7 @@ from flask import Flask
 
 from api import create_app
 from api.testing import InMemoryApi, bearer, in_memory_api, settings_with_tokens
+from publishing.job import Job
 from publishing.tracking import JobQuery
 
 TARGETS = [
@@ -104,6 +105,15 @@ class TestWebhook:
         assert all(set(j) == {"id", "fingerprint", "target", "priority", "duplicate"} for j in body["jobs"])
         assert [j.job_id for j in mem.enqueuer.sent] == [j["id"] for j in body["jobs"]]
         assert mem.observed and mem.observed[0].jobs
+
+    def test_each_job_carries_the_envelope_its_alert_came_in(self, app, mem) -> None:
+        payload = {**webhook(am_alert("DiskFull")), "externalURL": "https://am.example.com"}
+        assert post(app, "/webhook", payload).status_code == 202
+        carried = [Job.from_message(json.loads(json.dumps(j.to_message()))) for j in mem.enqueuer.sent]
+        assert carried and all(
+            j.alert.envelope == {"receiver": "publishing", "externalURL": "https://am.example.com"}
+            for j in carried
+        )
 
     def test_the_same_payload_again_is_answered_with_the_same_ids(self, app, mem) -> None:
         payload = webhook(am_alert("DiskFull"))
@@ -210,6 +220,26 @@ class TestWebhook:
         assert error["details"]["dependency"] == "redis"
         assert mem.enqueuer.sent == []
 
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("redis://:s3cret@redis.internal:6380/0", "redis.internal:6380"),
+            ("rediss://user:s3cret@cache.example.com/2", "cache.example.com:6379"),
+            ("sentinel://:s3cret@h1:26379;sentinel://h2:26379", "h1:26379, h2:26379"),
+        ],
+    )
+    def test_redis_down_names_which_redis_and_never_its_password(self, mem, monkeypatch, url, shown) -> None:
+        def down(*args: Any) -> None:
+            raise redis.ConnectionError("Connection refused")
+
+        monkeypatch.setattr(mem.tracker, "record", down)
+        app = create_app(settings_with_tokens(redis_url=url), mem.services)
+        response = post(app, "/webhook", webhook(am_alert()))
+        error = error_of(response, 503, "dependency_unavailable")
+        assert shown in error["message"]
+        assert error["details"]["at"] == shown
+        assert "s3cret" not in response.get_data(as_text=True)
+
 
 class TestSubmit:
     PATH = "/api/v2/publishing/submit"
@@ -236,8 +266,8 @@ class TestSubmit:
 
     def test_an_unknown_target_is_404_naming_it_and_enqueues_nothing(self, app, mem) -> None:
         payload = {**enriched(), "targets": ["ops-webhook", "nope"]}
-        error = error_of(post(app, self.PATH, payload), 404, "target_not_found")
-        assert error["details"] == {"target": "nope"}
+        error = error_of(post(app, self.PATH, payload), 404, "not_found")
+        assert error["details"] == {"kind": "target", "id": "nope"}
         assert "nope" in error["message"]
         nothing_enqueued(mem)
 

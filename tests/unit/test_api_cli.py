@@ -4,6 +4,7 @@ through a transport adapter that calls the WSGI app, so no socket is opened."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import uuid
@@ -132,7 +133,7 @@ def test_an_api_error_exits_non_zero_with_its_message(run: Run) -> None:
     assert code == 1
     assert out == ""
     assert "unknown target 'nope'" in err
-    assert "target_not_found, HTTP 404" in err
+    assert "not_found, HTTP 404" in err
 
 
 def test_without_a_token_the_api_says_so(run: Run, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -300,8 +301,10 @@ def _choices(parser: argparse.ArgumentParser, prefix: str = "") -> dict[str, tup
 def test_every_choice_comes_from_the_domain_enums() -> None:
     priorities = tuple(p.value for p in Priority)
     error_types = tuple(e.value for e in ErrorType)
-    assert _choices(cli.build_parser()) == {
-        "output": ("table", "json"),
+    choices = _choices(cli.build_parser())
+    outputs = {k: v for k, v in choices.items() if k == "output" or k.endswith(" output")}
+    assert set(outputs.values()) == {("table", "json")}
+    assert {k: v for k, v in choices.items() if k not in outputs} == {
         "test-alert severity": tuple(s.value for s in Severity if s is not Severity.NOISE),
         "dlq list error_type": error_types,
         "dlq list priority": priorities,
@@ -311,3 +314,95 @@ def test_every_choice_comes_from_the_domain_enums() -> None:
         "jobs state": tuple(s.value for s in JobState),
         "jobs priority": priorities,
     }
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("jobs", "-o", "json"),
+        ("dlq", "list", "-o", "json"),
+        ("dlq", "stats", "--output", "json"),
+        ("queue", "status", "-o", "json"),
+        ("queue", "stats", "-o", "json"),
+        ("breakers", "-o", "json"),
+        ("targets", "list", "-o", "json"),
+        ("-o", "json", "jobs"),
+    ],
+    ids=" ".join,
+)
+def test_output_json_is_taken_after_the_subcommand_too(run: Run, argv: tuple[str, ...]) -> None:
+    code, out, err = run(*argv)
+    assert code == 0, err
+    json.loads(out)
+
+
+def test_output_given_first_is_not_undone_by_the_subcommand(run: Run) -> None:
+    code, out, _ = run("-o", "json", "queue", "status")
+    assert code == 0
+    assert set(json.loads(out)) == {"depth", "total"}
+
+
+def test_queue_stats_is_a_table(run: Run, mem: InMemoryApi) -> None:
+    run("test-alert", "ops-webhook")
+    mem.breakers.record_failure("slack-ops", BreakerConfig(failure_threshold=1), None)
+    code, out, _ = run("queue", "stats")
+    assert code == 0
+    assert not out.lstrip().startswith("{")
+    lines = [line.split() for line in out.splitlines()]
+    assert ["QUEUE", "DEPTH", "OLDEST_AGE_S"] in lines
+    assert ["medium", "1", "-"] in lines or any(line[:2] == ["medium", "1"] for line in lines)
+    assert ["TARGET", "BREAKER"] in lines
+    assert ["slack-ops", "open"] in lines
+    assert any(line[:2] == ["queued", "1"] for line in lines)
+
+
+@pytest.mark.parametrize("argv", [("targets",), ("targets", "list")], ids=" ".join)
+def test_targets_lists_name_type_enabled_breaker_and_success_rate(
+    run: Run, mem: InMemoryApi, argv: tuple[str, ...]
+) -> None:
+    from publishing.target_health import HealthEvent
+
+    mem.health.record("ops-webhook", [HealthEvent.SUCCESS], 100.0)
+    mem.health.record("ops-webhook", [HealthEvent.FAILURE], 110.0)
+    mem.breakers.record_failure("slack-ops", BreakerConfig(failure_threshold=1), None)
+    code, out, _ = run(*argv)
+    assert code == 0
+    lines = [line.split() for line in out.splitlines()]
+    assert lines[0] == ["NAME", "TYPE", "ENABLED", "BREAKER", "SUCCESS_RATE"]
+    assert ["ops-webhook", "webhook", "True", "closed", "50%"] in lines
+    assert ["slack-ops", "slack", "True", "open", "-"] in lines
+
+
+def test_help_is_plain_text(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    for argv in (["--help"], ["targets", "--help"], ["dlq", "list", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(argv)
+        shown = capsys.readouterr().out
+        assert "``" not in shown and "`" not in shown, argv
+    assert "var/api-token" in (cli.build_parser().description or "")
+
+
+def test_dlq_list_wraps_the_error_message_so_its_reason_shows(
+    run: Run, mem: InMemoryApi, now: datetime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "160")
+    reason = "routing_key is not a valid integration key (PD-4013)"
+    long = f'PermanentPublishError: HTTP 400 from target \'ops-webhook\': {{"status": "invalid event", "message": "{reason}"}}'
+    mem.dead_letters.write(dataclasses.replace(letter(now), error_message=long))
+    code, out, _ = run("dlq", "list")
+    assert code == 0
+    lines = out.splitlines()
+    assert all(len(line) <= 160 for line in lines)
+    column = lines[0].index("ERROR_MESSAGE")
+    shown = " ".join(line[column:].strip() for line in lines[1:-1])
+    assert shown == " ".join(long.split())
+
+
+def test_times_are_iso_8601_in_the_json_and_the_tables(run: Run, mem: InMemoryApi) -> None:
+    run("test-alert", "ops-webhook")
+    mem.breakers.record_failure("slack-ops", BreakerConfig(failure_threshold=1), None)
+    [job] = json.loads(run("jobs", "-o", "json")[1])["jobs"]
+    assert datetime.fromisoformat(job["submitted_at"]).utcoffset() == timedelta(0)
+    _, out, _ = run("breakers")
+    [opened] = [line.split()[-1] for line in out.splitlines() if line.startswith("slack-ops")]
+    assert datetime.fromisoformat(opened).utcoffset() == timedelta(0)

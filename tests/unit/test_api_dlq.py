@@ -165,7 +165,9 @@ class TestReading:
 
     @pytest.mark.parametrize("letter_id", [str(uuid.uuid4()), "not-a-uuid", "12345"])
     def test_an_unknown_or_malformed_id_is_404(self, app, letter_id) -> None:
-        error_of(app.test_client().get(f"{DLQ}/{letter_id}", headers=READER), 404, "not_found")
+        error = error_of(app.test_client().get(f"{DLQ}/{letter_id}", headers=READER), 404, "not_found")
+        assert error["message"] == f"no dead letter {letter_id!r}"
+        assert error["details"] == {"kind": "dead_letter", "id": letter_id}
 
     @pytest.mark.parametrize("path", ["replay", "purge"])
     def test_the_replay_and_purge_paths_are_not_row_ids(self, app, path) -> None:
@@ -184,6 +186,23 @@ class TestReading:
         for path in (DLQ, f"{DLQ}/stats", f"{DLQ}/{uuid.uuid4()}"):
             error = error_of(app.test_client().get(path, headers=READER), 503, "dependency_unavailable")
             assert error["details"]["dependency"] == "database"
+
+    @pytest.mark.parametrize(
+        ("url", "shown"),
+        [
+            ("postgresql://publishing:s3cret@db.internal:5433/publishing", "db.internal:5433/publishing"),
+            ("postgresql+psycopg2://publishing:s3cret@db.internal/dlq", "db.internal:5432/dlq"),
+            ("sqlite:///var/publishing.db", "var/publishing.db"),
+        ],
+    )
+    def test_the_database_down_names_which_database_and_never_its_password(self, mem, url, shown) -> None:
+        mem.dead_letters.unavailable = True
+        app = create_app(settings_with_tokens(database_url=url), mem.services)
+        response = app.test_client().get(DLQ, headers=READER)
+        error = error_of(response, 503, "dependency_unavailable")
+        assert shown in error["message"]
+        assert error["details"]["at"] == shown
+        assert "s3cret" not in response.get_data(as_text=True)
 
 
 class TestReplayOne:
@@ -212,7 +231,9 @@ class TestReplayOne:
 
     @pytest.mark.parametrize("letter_id", [str(uuid.uuid4()), "not-a-uuid"])
     def test_an_unknown_or_malformed_id_is_404(self, app, mem, letter_id) -> None:
-        error_of(app.test_client().post(f"{DLQ}/{letter_id}/replay", headers=ADMIN), 404, "not_found")
+        error = error_of(app.test_client().post(f"{DLQ}/{letter_id}/replay", headers=ADMIN), 404, "not_found")
+        assert error["message"] == f"no dead letter {letter_id!r}"
+        assert error["details"] == {"kind": "dead_letter", "id": letter_id}
         assert mem.enqueuer.sent == []
 
     @pytest.mark.parametrize(("target", "reason"), [("gone", "no longer configured"), ("paused", "disabled")])
@@ -349,7 +370,8 @@ class TestBulkReplay:
         error_of(response, 400, "malformed_json")
 
     def test_an_unknown_run_is_404(self, app) -> None:
-        error_of(app.test_client().get(f"{DLQ}/replay/nope", headers=READER), 404, "run_not_found")
+        error = error_of(app.test_client().get(f"{DLQ}/replay/nope", headers=READER), 404, "not_found")
+        assert error["details"] == {"kind": "replay_run", "id": "nope"}
 
 
 class TestReplayer:

@@ -4,6 +4,7 @@ fakes, and the JSON error shape for everything werkzeug or our own code can rais
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -86,6 +87,10 @@ class TestJobs:
             "error_type", "last_error", "submitted_at", "started_at", "completed_at",
         }  # fmt: skip
         assert get(app, f"{API}/jobs?state=succeeded").get_json()["total"] == 1
+        submitted_at = body["jobs"][0]["submitted_at"]
+        assert datetime.fromisoformat(submitted_at).utcoffset() == timedelta(0), submitted_at
+        one = get(app, f"{API}/jobs/{last[-1]['id']}").get_json()
+        assert one["submitted_at"] == submitted_at
         assert get(app, f"{API}/jobs?priority=low").get_json()["total"] == 3
         assert get(app, f"{API}/jobs?target=slack-ops").get_json()["total"] == 3
         limited = get(app, f"{API}/jobs?limit=2").get_json()
@@ -114,8 +119,8 @@ class TestJobs:
     def test_one_job_or_404(self, app) -> None:
         (job, *_) = submit(app, "A")
         assert get(app, f"{API}/jobs/{job['id']}").get_json()["id"] == job["id"]
-        error = error_of(get(app, f"{API}/jobs/no-such-job"), 404, "job_not_found")
-        assert error["details"] == {"id": "no-such-job"}
+        error = error_of(get(app, f"{API}/jobs/no-such-job"), 404, "not_found")
+        assert error["details"] == {"kind": "job", "id": "no-such-job"}
 
 
 class TestQueue:
@@ -180,7 +185,8 @@ class TestTargets:
 
     def test_unknown_disabled_and_bad_severity(self, app, mem) -> None:
         client = app.test_client()
-        error_of(client.post(f"{API}/targets/nope/test", headers=ADMIN), 404, "target_not_found")
+        error = error_of(client.post(f"{API}/targets/nope/test", headers=ADMIN), 404, "not_found")
+        assert error["details"] == {"kind": "target", "id": "nope"}
         error_of(client.post(f"{API}/targets/paused/test", headers=ADMIN), 409, "target_disabled")
         error = error_of(
             client.post(f"{API}/targets/ops-webhook/test", json={"severity": "loud"}, headers=ADMIN),
@@ -197,6 +203,7 @@ class TestBreakers:
         breakers = {b["target"]: b for b in get(app, f"{API}/breakers").get_json()["breakers"]}
         assert breakers["slack-ops"]["state"] == "open"
         assert breakers["slack-ops"]["trips"] == 1
+        assert datetime.fromisoformat(breakers["slack-ops"]["opened_at"]).utcoffset() == timedelta(0)
 
         response = app.test_client().post(f"{API}/breakers/slack-ops/reset", headers=ADMIN)
         assert response.status_code == 200
@@ -205,9 +212,9 @@ class TestBreakers:
 
     def test_resetting_an_unknown_target_is_404(self, app) -> None:
         error = error_of(
-            app.test_client().post(f"{API}/breakers/nope/reset", headers=ADMIN), 404, "target_not_found"
+            app.test_client().post(f"{API}/breakers/nope/reset", headers=ADMIN), 404, "not_found"
         )
-        assert error["details"] == {"target": "nope"}
+        assert error["details"] == {"kind": "target", "id": "nope"}
 
 
 class TestHealth:
@@ -235,6 +242,7 @@ class TestErrors:
     def test_an_unknown_path_is_404_json(self, app) -> None:
         error = error_of(app.test_client().get("/nope"), 404, "not_found")
         assert "/nope" in error["message"]
+        assert error["details"] == {"kind": "route", "path": "/nope"}
 
     def test_a_wrong_method_is_405_json_with_allow(self, app) -> None:
         response = app.test_client().put("/webhook")
@@ -325,15 +333,23 @@ def test_one_target_shows_its_health_with_secrets_redacted(app: Flask, mem: InMe
     assert health["successes"] == 2
     assert health["failures"] == 1
     assert health["success_rate"] == pytest.approx(2 / 3)
-    assert health["last_success_at"] == 300.0
-    assert (health["last_failure_at"], health["last_error"]) == (200.0, "HTTP 503 from ***")
+    assert health["last_success_at"] == "1970-01-01T00:05:00+00:00"
+    assert (health["last_failure_at"], health["last_error"]) == (
+        "1970-01-01T00:03:20+00:00",
+        "HTTP 503 from ***",
+    )
     assert health["pauses"] == 1
     assert [h["event"] for h in health["breaker_history"]] == ["recovered", "tripped"]
+    assert [h["at"] for h in health["breaker_history"]] == [
+        "1970-01-01T00:05:00+00:00",
+        "1970-01-01T00:03:20+00:00",
+    ]
     assert body["breaker"]["state"] == "closed"
     assert body["routing_key"] == "***"
     assert not any(secret in response.get_data(as_text=True) for secret in SECRETS)
 
 
 def test_an_unknown_target_is_404_naming_it(app: Flask) -> None:
-    body = error_of(get(app, f"{API}/targets/no-such-target"), 404, "target_not_found")
+    body = error_of(get(app, f"{API}/targets/no-such-target"), 404, "not_found")
+    assert body["details"] == {"kind": "target", "id": "no-such-target"}
     assert "no-such-target" in body["message"]

@@ -51,7 +51,7 @@ def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
         ("GET", "/api/v2/publishing/targets/ops%00", "name"),
         ("POST", "/api/v2/publishing/breakers/x%00y/reset", "target"),
         ("GET", f"{DLQ}/replay/run%00", "run_id"),
-        ("GET", f"{DLQ}/%00", "path"),
+        ("GET", f"{DLQ}/%00", "letter_id"),
     ],
 )
 def test_a_nul_byte_is_400_naming_the_parameter(app, mem, method, url, parameter) -> None:

@@ -4,6 +4,7 @@ Standard Webhooks reference library (``standardwebhooks``)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, datetime
@@ -81,6 +82,27 @@ def test_each_documented_body_is_what_the_formatter_builds(target_format: Target
     assert target_format.value in documented, f"docs/formats.md has no example for {target_format.value}"
     assert documented[target_format.value] == built, (
         f"docs/formats.md's {target_format.value} example is stale; the formatter builds:\n"
+        + json.dumps(built, indent=2, ensure_ascii=False)
+    )
+
+
+# What Alertmanager sent for the documented alert: its envelope is forwarded unchanged.
+ALERTMANAGER_ENVELOPE = {
+    "receiver": "publishing",
+    "externalURL": "https://alertmanager.example.com",
+    "groupKey": '{}/{team="payments"}:{alertname="HighErrorRate"}',
+    "groupLabels": {"alertname": "HighErrorRate"},
+    "commonLabels": {"alertname": "HighErrorRate", "service": "checkout", "env": "prod"},
+    "commonAnnotations": {},
+    "truncatedAlerts": 0,
+}
+
+
+def test_the_forwarded_alertmanager_body_is_documented() -> None:
+    forwarded = dataclasses.replace(ALERT, classification=None, envelope=ALERTMANAGER_ENVELOPE)
+    built = format_payload(target(TargetFormat.ALERTMANAGER), forwarded, JOB_ID)
+    assert documented_examples().get("alertmanager_forwarded") == built, (
+        "docs/formats.md's alertmanager_forwarded example is stale; the formatter builds:\n"
         + json.dumps(built, indent=2, ensure_ascii=False)
     )
 

@@ -454,4 +454,54 @@ def test_alertmanager_envelope(status: str, ends_at: str, classification: dict[s
 def test_alertmanager_envelope_parses_back_to_the_same_alert(status: str) -> None:
     alert = enriched(status)
     envelope = format_payload(target(TargetFormat.ALERTMANAGER), alert, JOB_ID)
-    assert parse_alertmanager(json.loads(json.dumps(envelope))) == [EnrichedAlert(alert.alert)]
+    [parsed] = parse_alertmanager(json.loads(json.dumps(envelope)))
+    assert parsed.alert == alert.alert
+
+
+def am_webhook(*alerts: dict[str, Any]) -> dict[str, Any]:
+    """What Alertmanager sends: a group of two alerts, with its own receiver and URL."""
+    return {
+        "receiver": "team-payments",
+        "status": "firing",
+        "alerts": list(alerts),
+        "groupLabels": {"alertname": "HighErrorRate", "service": "checkout"},
+        "commonLabels": {"alertname": "HighErrorRate", "service": "checkout"},
+        "commonAnnotations": {"runbook_url": "https://runbooks.example.com/checkout"},
+        "externalURL": "https://alertmanager.example.com",
+        "version": "4",
+        "groupKey": '{}/{team="payments"}:{alertname="HighErrorRate", service="checkout"}',
+        "truncatedAlerts": 2,
+    }
+
+
+def am_alert(status: str, instance: str) -> dict[str, Any]:
+    return {
+        "status": status,
+        "labels": {"alertname": "HighErrorRate", "service": "checkout", "instance": instance},
+        "annotations": {"summary": f"{instance} answers 5xx"},
+        "startsAt": STARTS_AT,
+        "endsAt": ENDS_AT if status == "resolved" else GO_ZERO_TIME,
+        "generatorURL": GENERATOR_URL,
+        "fingerprint": f"fp-{instance}",
+    }
+
+
+def test_an_alertmanager_alert_is_forwarded_in_the_envelope_it_came_in() -> None:
+    sent = am_webhook(am_alert("resolved", "api-1"), am_alert("firing", "api-2"))
+    target_ = target(TargetFormat.ALERTMANAGER)
+    bodies = [format_payload(target_, a, JOB_ID) for a in parse_alertmanager(json.loads(json.dumps(sent)))]
+    for body, alert in zip(bodies, sent["alerts"], strict=True):
+        assert body == {
+            **sent,
+            "status": alert["status"],
+            "alerts": [alert],
+            "x-publishing": {"job_id": JOB_ID, "target": "alertmanager-test"},
+        }
+
+
+def test_the_forwarded_envelope_survives_the_job_message() -> None:
+    [alert] = parse_alertmanager(am_webhook(am_alert("firing", "api-1")))
+    carried = EnrichedAlert.from_dict(json.loads(json.dumps(alert.to_dict())))
+    body = format_payload(target(TargetFormat.ALERTMANAGER), carried, JOB_ID)
+    assert body["receiver"] == "team-payments"
+    assert body["externalURL"] == "https://alertmanager.example.com"

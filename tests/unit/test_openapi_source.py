@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 
 from api import create_app, schemas, schemas_targets
+from api.errors import NotFoundKind
 from api.openapi import build_document
 from api.schemas_alerts import WEBHOOK_VERSION
 from api.schemas_query import Query
@@ -210,5 +211,42 @@ def test_every_model_is_in_the_document(document: dict[str, Any]) -> None:
         and not issubclass(value, Enum)
         and name == value.__name__
     }
-    assert "TargetDetail" in models
+    assert "Target" in models and "TargetHealth" in models
     assert models <= set(document["components"]["schemas"])
+
+
+def test_a_404_has_one_code_and_details_kind_names_what_was_missing(document: dict[str, Any]) -> None:
+    not_found = document["components"]["responses"]["E404"]
+    for kind in NotFoundKind:
+        assert kind.value in not_found["description"]
+    example = not_found["content"]["application/json"]["example"]
+    assert example["error"] == "not_found"
+    assert example["details"]["kind"] in {k.value for k in NotFoundKind}
+    codes = document["components"]["schemas"]["Error"]["properties"]["error"]["description"]
+    assert "not_found" in codes and "_not_found" not in codes
+
+
+def test_a_row_id_is_a_uuid_and_any_other_is_a_404(document: dict[str, Any]) -> None:
+    replay = document["paths"]["/api/v2/publishing/dlq/{letter_id}/replay"]["post"]
+    [letter_id] = [p for p in replay["parameters"] if p["name"] == "letter_id"]
+    assert letter_id["schema"] == {"type": "string", "format": "uuid"}
+    assert "404" in letter_id["description"] and "404" in replay["responses"]
+
+
+TIME_FIELDS = {
+    "Job": ("submitted_at", "started_at", "completed_at"),
+    "BreakerStatus": ("opened_at",),
+    "TargetHealth": ("last_success_at", "last_failure_at"),
+    "BreakerHistoryEntry": ("at",),
+    "ReplayRun": ("started_at", "finished_at"),
+    "DeadLetter": ("failed_at", "replayed_at"),
+}
+
+
+@pytest.mark.parametrize(("model", "fields"), TIME_FIELDS.items(), ids=list(TIME_FIELDS))
+def test_every_time_is_an_iso_8601_date_time(
+    document: dict[str, Any], model: str, fields: tuple[str, ...]
+) -> None:
+    properties = document["components"]["schemas"][model]["properties"]
+    for name in fields:
+        assert "date-time" in list(_walk(properties[name], "format")), (model, name)
