@@ -99,6 +99,10 @@ class QueueStats(BaseModel):
     queues: dict[Priority, QueueAge] = every(Priority)
     total: Count
     workers: Workers
+    workers_seen_at: datetime | None = Field(
+        description="When the workers listed answered the ping they were seen by (the list is kept "
+        "for a few seconds, since a ping waits out its timeout); null before the first answer."
+    )
     jobs: JobCounts
     breakers: dict[str, BreakerLabel]
 

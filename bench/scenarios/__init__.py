@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench.scenarios import ceiling, ingest, load, priority, recovery
+from bench.scenarios import ceiling, ingest, load, priority, reads, recovery
 
-SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (ceiling, load, priority, ingest, recovery)}
+SCENARIOS: dict[str, ModuleType] = {m.NAME: m for m in (ceiling, load, priority, ingest, recovery, reads)}

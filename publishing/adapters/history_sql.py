@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +24,7 @@ from publishing.adapters.sql import (
     _Refused,
     _storable,
     metadata,
+    transaction,
 )
 from publishing.classification import ErrorType
 from publishing.errors import DatabaseUnavailableError
@@ -187,17 +188,8 @@ class SqlHistoryRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
-            if not _is_unreachable(exc):
-                raise
-            raise DatabaseUnavailableError(
-                f"the history database cannot be reached: {type(exc).__name__}"
-            ) from exc
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine, "history")
 
     def append(self, records: Sequence[AttemptRecord]) -> int:
         if not records:

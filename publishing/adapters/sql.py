@@ -11,7 +11,7 @@ import logging
 import math
 import uuid
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -375,12 +375,25 @@ def _is_unreachable(exc: BaseException) -> bool:
     return False
 
 
-def _unavailable(exc: BaseException) -> DatabaseUnavailableError:
+def _unavailable(exc: BaseException, what: str) -> DatabaseUnavailableError:
     if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
-        return DatabaseUnavailableError("the dead-letter database connection was lost")
+        return DatabaseUnavailableError(f"the {what} database connection was lost")
     reason = str(exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc).strip().splitlines()
     first = reason[0][:200] if reason else type(exc).__name__
-    return DatabaseUnavailableError(f"the dead-letter database cannot be reached: {first}")
+    return DatabaseUnavailableError(f"the {what} database cannot be reached: {first}")
+
+
+@contextmanager
+def transaction(engine: Engine, what: str = "dead-letter") -> Iterator[Connection]:
+    """A transaction on ``engine``: an unreachable database is ``DatabaseUnavailableError``
+    (the caller waits); any other database error (a refused row) is raised as it is."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
+        if not _is_unreachable(exc):
+            raise
+        raise _unavailable(exc, what) from exc
 
 
 class SqlDeadLetterRepository:
@@ -390,15 +403,8 @@ class SqlDeadLetterRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    @contextmanager
-    def _begin(self) -> Iterator[Connection]:
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except (sa.exc.DBAPIError, sa.exc.TimeoutError) as exc:
-            if not _is_unreachable(exc):
-                raise
-            raise _unavailable(exc) from exc
+    def _begin(self) -> AbstractContextManager[Connection]:
+        return transaction(self.engine)
 
     def write(self, letter: DeadLetter) -> bool:
         """A row the database will not take as it is (too deep, too big for an index, a number
@@ -469,7 +475,7 @@ class SqlDeadLetterRepository:
                 raise _Refused(reason) from exc
             if not _is_unreachable(exc):
                 raise
-            raise _unavailable(exc) from exc
+            raise _unavailable(exc, "dead-letter") from exc
 
     def read(self, query: DLQFilter, limit: int = 100, offset: int = 0) -> tuple[list[DeadLetter], int]:
         limit, offset = page_bounds(limit, offset)

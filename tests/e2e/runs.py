@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -15,20 +14,7 @@ from typing import Any
 import requests
 
 from tests.support.fleet import ROOT, wait_until
-from tests.support.private_services import free_port
-
-
-def free_port_pair() -> int:
-    """A free port whose next port is free too (the two workers' metrics ports)."""
-    for _ in range(50):
-        port = free_port()
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
+from tests.support.private_services import free_port, free_port_pair
 
 
 def run_env(var: Path, redis_port: int | None = None, **more: str) -> dict[str, str]:

@@ -16,7 +16,7 @@ import requests
 from tests.support.fleet import ROOT, wait_until
 from tests.support.http_target import HttpTarget
 from tests.support.pipeline import alertmanager_payload, am_alert
-from tests.support.private_services import free_port
+from tests.support.private_services import free_port, free_port_pair
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +56,7 @@ def test_make_run_serves_delivers_and_stops_cleanly(tmp_path: Path) -> None:
         "PUBLISHING_VAR_DIR": str(tmp_path),
         "PUBLISHING_API_PORT": str(api_port),
         "FLOWER_PORT": str(free_port()),
-        "PUBLISHING_WORKER_METRICS_PORT": str(free_port()),
+        "PUBLISHING_WORKER_METRICS_PORT": str(free_port_pair()),
     }
     with HttpTarget() as hook:
         targets = tmp_path / "targets.yaml"

@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.runs import alive, descendants
 from tests.support.fleet import ROOT, wait_until
-from tests.support.private_services import free_port
+from tests.support.private_services import free_port, free_port_pair
 
 pytestmark = pytest.mark.slow
 
@@ -51,7 +51,7 @@ def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
     env.update(
         REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",  # nothing there: make run starts its own
         PUBLISHING_VAR_DIR=str(repo / "var"),  # the copy's var/ (run.py lives behind a link)
-        PUBLISHING_WORKER_METRICS_PORT=str(free_port()),
+        PUBLISHING_WORKER_METRICS_PORT=str(free_port_pair()),
     )
     ports = {"8080": "PUBLISHING_API_PORT", "5555": "FLOWER_PORT"}
     replace = {}

@@ -2,7 +2,7 @@
 -- after its own note (both on Redis's clock) superseded it, and otherwise takes the
 -- in-flight lease; a resolve learns whether a firing attempt holds the lease (it must wait
 -- so the two never cross). A firing job never noted (queued before notes existed) is
--- compared by the submission time it carries. With ARGV[5] = '1' (the target's
+-- compared by the submission time it carries. With require_fired set (the target's
 -- resolve_only_if_fired), a resolve of an alert no firing of which was delivered here
 -- (``fired``, set by order_leave) is superseded.
 -- Returns {'go'|'superseded'|'wait', wait_ms}.
