@@ -18,10 +18,6 @@ def task_time_limits(settings: Settings) -> TimeLimits:
     return time_limits(settings, {t.name: t.timeout_s for t in targets if t.timeout_s is not None})
 
 
-# Messages with a countdown one worker holds at most (a few KiB each, with their bookkeeping).
-ETA_TASK_LIMIT = 500
-
-
 def celery_config(settings: Settings) -> dict[str, Any]:
     limits = task_time_limits(settings)
     return {
@@ -31,10 +27,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # One reserved message per slot: a slot never sits on a low job while high waits.
         "worker_prefetch_multiplier": 1,
-        # A deferral or a retry is a message with a countdown that the worker holds until it
-        # is due. Cap how many it holds: during a long outage with a big backlog the rest wait
-        # in Redis instead of in the worker's memory (docs/design.md (Retries)).
-        "worker_eta_task_limit": ETA_TASK_LIMIT,
+        # No worker_eta_task_limit: kombu's QoS caps the increment for a countdown message but
+        # not the decrement when it runs, so under a backlog of deferrals the prefetch count
+        # drifts down to 1 and one held countdown stalls the worker (measured: 20,000 deferred
+        # jobs drained at ~20/s). What a worker holds is bounded by its rate times the
+        # longest countdown instead (docs/design.md (Retries)).
         # On a lost broker connection let running attempts finish: cancelling them relies on
         # the unacknowledged copy coming back, and after a Sentinel failover that copy may
         # not have reached the replica. Finishing means at worst a duplicate (same job id).

@@ -1,9 +1,9 @@
 """A big backlog behind an open breaker (docs/design.md (Retries)): 20,000 jobs meet a target
 that is down for 3 minutes (the issue asks for 5; 3 already cycles every job through several
 deferrals and shows the bound). Every deferral is a message with a countdown that a worker
-holds until due; ``worker_eta_task_limit`` caps how many, so the rest wait in Redis and the
-worker's memory (main process plus pool children, from /proc) stays bounded. After the target
-returns every job is delivered."""
+holds until due: how many is bounded by the worker's rate times the longest countdown, not
+by the backlog, so its memory (main process plus pool children, from /proc) grows by a
+bounded amount over its idle size. After the target returns every job is delivered."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from tests.faults.rig import Rig, payloads
 from tests.support.fault_target import FaultTarget
 from tests.support.http_target import Reply
 from tests.support.procs import children
-from workers.config import ETA_TASK_LIMIT
 
 # About 6 minutes: 3 of outage, then the breaker's recovery and 20,000 deliveries.
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.soak, pytest.mark.timeout(540)]
@@ -24,8 +23,8 @@ pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.soak, pytest.
 JOBS = 20_000
 OUTAGE_S = 180.0
 CONCURRENCY = 4
-# The bound this case holds the worker to (main process and four children, from /proc).
-RSS_BOUND_MB = 600
+# What the backlog may add to the idle worker's memory (main process and four children).
+RSS_GROWTH_BOUND_MB = 300
 
 
 def rss_mb(pid: int) -> float:
@@ -57,6 +56,7 @@ def test_a_backlog_behind_an_open_breaker_stays_out_of_worker_memory(
         worker = rig.fleet.start("w1", concurrency=CONCURRENCY)
         assert worker.process is not None
         main = worker.process.pid
+        idle_mb = rss_mb(main) + sum(rss_mb(pid) for pid in children(main))
         sender = rig.start_api()
         outage_ends = time.monotonic() + OUTAGE_S
         for payload in payloads("Backlog", JOBS, per_payload=500, severities=("warning",)):
@@ -71,11 +71,10 @@ def test_a_backlog_behind_an_open_breaker_stays_out_of_worker_memory(
 
         books = rig.books(timeout_s=240)
         record_books("5 20,000 jobs behind an open breaker", books)
-        print(f"submitted in {submitted_s:.1f} s; worker RSS peak {peak_mb:.0f} MB (bound {RSS_BOUND_MB} MB); "
-              f"messages held unacknowledged at most {peak_held} (cap {ETA_TASK_LIMIT} + {CONCURRENCY})")  # fmt: skip
+        print(f"submitted in {submitted_s:.1f} s; worker RSS idle {idle_mb:.0f} MB, peak {peak_mb:.0f} MB "
+              f"(growth bound {RSS_GROWTH_BOUND_MB} MB); messages held unacknowledged at most {peak_held}")  # fmt: skip
         assert books.submitted == JOBS
-        assert peak_held <= ETA_TASK_LIMIT + CONCURRENCY
-        assert peak_mb <= RSS_BOUND_MB
+        assert peak_mb - idle_mb <= RSS_GROWTH_BOUND_MB
         assert books.lost == 0 and books.in_dlq == 0, f"lost: {books.lost_ids[:5]}"
         assert books.delivered == JOBS
         assert books.duplicates_same_id
