@@ -275,3 +275,44 @@ def test_setting_the_runbook_base_rewrites_every_link() -> None:
     moved = build.set_runbook_base(text, "https://docs.example.com/ops.md/")
     assert build.runbook_bases(moved) == {"https://docs.example.com/ops.md"}
     assert moved.count("runbook_url: https://docs.example.com/ops.md#") == text.count("runbook_url:")
+
+
+# --- and against the CRDs as their projects publish them ----------------------------------------
+
+PUBLISHED = CRDS / "published"
+
+
+def published_schema(api_version: str, kind: str) -> dict[str, Any]:
+    """The ``openAPIV3Schema`` of ``kind`` at ``api_version`` from the CRD manifests kept in
+    tests/data/crds/published (copied whole from the KEDA and Prometheus Operator releases)."""
+    group, version = api_version.split("/")
+    for path in sorted(PUBLISHED.glob("*.yaml")):
+        crd = yaml.safe_load(path.read_text())
+        if crd["spec"]["group"] != group or crd["spec"]["names"]["kind"] != kind:
+            continue
+        for entry in crd["spec"]["versions"]:
+            if entry["name"] == version:
+                return dict(entry["schema"]["openAPIV3Schema"])
+    raise AssertionError(f"no published CRD for {api_version} {kind}")
+
+
+@pytest.mark.parametrize(
+    ("component", "resource"),
+    [(c, r) for c, r in all_component_resources() if (r["apiVersion"], r["kind"]) in CRD_SCHEMAS],
+    ids=lambda v: v if isinstance(v, str) else f"{v['kind']}/{v['metadata']['name']}",
+)
+def test_every_custom_resource_validates_against_its_published_crd(
+    component: str, resource: dict[str, Any]
+) -> None:
+    schema = published_schema(resource["apiVersion"], resource["kind"])
+    # The API server validates the object without its apiVersion/kind/metadata envelope rules
+    # beyond what the schema says; OpenAPI v3 schemas read as JSON Schema draft 4 keywords.
+    jsonschema.Draft4Validator(schema).validate(resource)
+
+
+def test_the_published_crds_reject_a_wrong_type() -> None:
+    resource = next(r for _, r in all_component_resources() if r["kind"] == "ScaledObject")
+    broken = json.loads(json.dumps(resource))
+    broken["spec"]["maxReplicaCount"] = "many"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft4Validator(published_schema(broken["apiVersion"], "ScaledObject")).validate(broken)
