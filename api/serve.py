@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from api.limits import GUNICORN_LIMITS
+from api.limits import GUNICORN_LIMITS, answer_gunicorn_errors_in_json
 from publishing.adapters.logs import gunicorn_logconfig
 from publishing.adapters.multiprocess import use_multiprocess_dir
 from publishing.adapters.target_files import check_targets
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             self.cfg.set("workers", args.workers)
             for name, value in GUNICORN_LIMITS.items():
                 self.cfg.set(name, value)
+            answer_gunicorn_errors_in_json()
             # gunicorn's own lines as JSON, like the app's.
             self.cfg.set("logconfig_dict", gunicorn_logconfig())
 

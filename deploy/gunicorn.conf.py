@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from api.limits import GUNICORN_LIMITS
+from api.limits import GUNICORN_LIMITS, answer_gunicorn_errors_in_json
 from publishing.adapters.logs import gunicorn_logconfig
 from publishing.adapters.target_files import check_targets
 from publishing.errors import ConfigError
@@ -26,6 +26,8 @@ logconfig_dict = gunicorn_logconfig()
 limit_request_line = GUNICORN_LIMITS["limit_request_line"]
 limit_request_fields = GUNICORN_LIMITS["limit_request_fields"]
 limit_request_field_size = GUNICORN_LIMITS["limit_request_field_size"]
+# What gunicorn refuses itself (a header over its limits, a NUL in a header) answers JSON too.
+answer_gunicorn_errors_in_json()
 # The root filesystem is read-only and the user has no home for ~/.gunicorn/gunicorn.ctl.
 control_socket_disable = True
 

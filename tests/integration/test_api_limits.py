@@ -4,7 +4,9 @@ and not a database error."""
 
 from __future__ import annotations
 
+import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -88,3 +90,42 @@ def test_a_nul_byte_in_a_dlq_filter_is_a_json_400(api_url: str) -> None:
     assert json_error(response, 400, "invalid_parameter")["details"]["parameter"] == "target"
     listing = requests.get(f"{api_url}{DLQ}?target=x", headers=AUTH, timeout=10)
     assert (listing.status_code, listing.json()["total"]) == (200, 0)
+
+
+def _raw(url: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (requests refuses some of these) and read the whole answer."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
+    return int(lines[0].split()[1]), headers, body
+
+
+@pytest.mark.parametrize(
+    ("extra", "status", "code"),
+    [
+        # Over gunicorn's own field size: it refuses before the app sees it.
+        (b"X-Padding: " + b"p" * 100_000 + b"\r\n", 431, "request_header_fields_too_large"),
+        # More fields than gunicorn buffers.
+        (b"".join(b"X-F%d: v\r\n" % i for i in range(300)), 431, "request_header_fields_too_large"),
+        # A NUL byte inside a header value.
+        (b"X-Team: ops\x00evil\r\n", 400, "bad_request"),
+    ],
+    ids=["header-over-64-kib", "300-header-fields", "nul-in-a-header"],
+)
+def test_what_gunicorn_refuses_itself_is_json_too(api_url: str, extra: bytes, status: int, code: str) -> None:
+    request = (
+        b"GET " + DLQ.encode() + b" HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer " + TOKEN.encode()
+        + b"\r\n" + extra + b"Connection: close\r\n\r\n"
+    )  # fmt: skip
+    got, headers, body = _raw(api_url, request)
+    assert got == status, body[:300]
+    assert headers["Content-Type"].startswith("application/json"), body[:300]
+    answer = json.loads(body)
+    assert set(answer) == {"error", "message", "details"} and answer["error"] == code
+    assert b"evil" not in body and b"ppppp" not in body
