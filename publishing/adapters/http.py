@@ -18,10 +18,10 @@ from typing import Any
 
 import requests
 import urllib3
-from requests.adapters import HTTPAdapter
 from requests.auth import HTTPBasicAuth
 from requests.structures import CaseInsensitiveDict
 
+from publishing.adapters.http_deadline import DeadlineAdapter, attempt_deadline
 from publishing.alert import EnrichedAlert
 from publishing.classification import ErrorType, ExceptionTable, classify, classify_status
 from publishing.delivery import Receipt
@@ -103,17 +103,23 @@ class HttpPublisher:
         # socket timeout alone bounds each wait, and a byte every second would never trip it.
         deadline = self._monotonic() + timeout_s
         try:
-            response = self._session.post(
-                request_url(target, enriched),
-                data=body,
-                headers=headers,
-                auth=auth,
-                timeout=(min(timeout_s, CONNECT_TIMEOUT_MAX_S), timeout_s),
-                # A 301/302 would turn the POST into a bodiless GET that may well answer 200.
-                allow_redirects=False,
-                stream=True,
-            )
+            # The wait for the answer head is cut at the deadline too (a header trickled byte by
+            # byte); the body is read against it below.
+            with attempt_deadline(time.monotonic() + timeout_s) as watch:
+                response = self._session.post(
+                    request_url(target, enriched),
+                    data=body,
+                    headers=headers,
+                    auth=auth,
+                    timeout=(min(timeout_s, CONNECT_TIMEOUT_MAX_S), timeout_s),
+                    # A 301/302 would turn the POST into a bodiless GET that may well answer 200.
+                    allow_redirects=False,
+                    stream=True,
+                )
         except requests.RequestException as exc:
+            if watch.fired:
+                timed_out = AttemptTimeout(f"timed out: no complete answer within {timeout_s:g} s")
+                raise _request_failed(target, timed_out, TransientPublishError) from None
             raise _request_failed(target, exc, _ERROR_CLASSES[classify_request_error(exc)]) from exc
         except ValueError as exc:
             # urllib3 rejects some malformed hosts with a bare ValueError; retrying cannot help.
@@ -286,7 +292,7 @@ def http_session() -> requests.Session:
     session = requests.Session()
     # Keep connections to each target alive across jobs; never retry inside requests: a
     # retry is a Celery retry with our countdown.
-    adapter = HTTPAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+    adapter = DeadlineAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

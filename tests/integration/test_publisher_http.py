@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import socket
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from typing import Any
 import pytest
 import requests
 
-from publishing.adapters.http import READ_CHUNK_BYTES, RESPONSE_EXCERPT_BYTES, HttpPublisher
+from publishing.adapters.http import READ_CHUNK_BYTES, RESPONSE_EXCERPT_BYTES, HttpPublisher, http_session
 from publishing.alert import EnrichedAlert, parse_enriched
 from publishing.delivery import Receipt
 from publishing.errors import (
@@ -529,3 +530,53 @@ def test_a_slack_url_never_appears_even_when_it_is_invalid() -> None:
         make_publisher().publish(target, make_alert(), JOB_ID)
     assert "SLACKXOXSECRET" not in str(caught.value)
     assert "T0SECRET" not in str(caught.value)
+
+
+class HeadTrickler:
+    """A target that answers its status line, then its headers one byte every ``interval_s``:
+    every wait for bytes is short, the answer head never ends."""
+
+    def __init__(self, interval_s: float = 0.2, head_bytes: int = 40) -> None:
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.sent_bytes = 0
+        self.client_closed = threading.Event()
+        self.done = threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(interval_s, head_bytes), daemon=True)
+        self._thread.start()
+
+    def _serve(self, interval_s: float, head_bytes: int) -> None:
+        conn, _ = self._listener.accept()
+        with conn:
+            conn.recv(65_536)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\n")
+                for _ in range(head_bytes):
+                    time.sleep(interval_s)
+                    conn.sendall(b"X")
+                    self.sent_bytes += 1
+            except OSError:
+                self.client_closed.set()
+        self.done.set()
+
+    def close(self) -> None:
+        self._listener.close()
+
+
+def test_an_answer_head_trickling_past_the_timeout_ends_the_attempt_as_a_timeout() -> None:
+    # The status line at once, then a header byte every 0.2 s for 8 s: no single wait comes near
+    # the socket's read timeout, yet the attempt must end at its 1 s deadline.
+    server = HeadTrickler(interval_s=0.2, head_bytes=40)
+    try:
+        target = make_target("webhook-bearer", server.url, timeout_s=1.0)
+        started = time.monotonic()
+        with pytest.raises(TransientPublishError) as caught:
+            # The session the product builds (``http_session``) carries the head's watchdog.
+            make_publisher(http_session()).publish(target, make_alert(), JOB_ID)
+        assert time.monotonic() - started >= 1.0
+        assert "timed out" in str(caught.value)
+        assert server.done.wait(15)
+        # The client hung up: the server could not send the rest of its head.
+        assert server.client_closed.is_set() and server.sent_bytes < 40
+    finally:
+        server.close()
