@@ -1,3 +1,4 @@
+# Over 300 lines: one attempt from admission to verdict, and the DLQ rows it makes, read in order.
 """One delivery attempt of a job, decided in the domain: breaker admission, publishing, the
 verdict to the breaker, the retry decision and the dead letter. The worker only carries out
 what this returns (a Celery retry, a deferral, a DLQ write)."""

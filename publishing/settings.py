@@ -1,3 +1,4 @@
+# Over 300 lines: every setting, its default and its validation message in one table.
 """Settings from the environment (the README, "Configuration"). Every knob has a default; a bad value fails at
 start-up with a message naming the variable, the value and what is allowed."""
 

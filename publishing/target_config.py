@@ -1,3 +1,4 @@
+# Over 300 lines: every field's rule of a targets file, beside the others it interacts with.
 """A target's configuration, parsed and validated against its declaration
 (``publishing.target_schema``): every problem reported on one line with where it is (file,
 target, field), an unknown key refused with the allowed ones named, no secret echoed."""

@@ -1,3 +1,4 @@
+# Over 300 lines: the target model, its filter, redaction of every secret and the reloading registry.
 """Targets (docs/design.md (Targets and payloads)): the model, filters, redaction of every
 secret in every representation, and the registry that reloads them from a source on change.
 Parsing a target's configuration is ``publishing.target_config``."""

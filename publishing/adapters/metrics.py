@@ -1,3 +1,4 @@
+# Over 300 lines: every metric is declared here once, with the scrape-time collector that reads them.
 """Every Prometheus metric, named once (docs/operations.md), and the scrape-time collector for what
 lives in Redis and the database (queue depth, breakers, DLQ size).
 
