@@ -16,9 +16,8 @@ from celery.worker import state
 from celery.worker.strategy import default
 from kombu.exceptions import ContentDisallowed, DecodeError
 
-from publishing.adapters.sql import SqlDeadLetterRepository, create_engine_for
+from publishing.adapters.composition import services_for
 from publishing.delivery import unreadable_letter
-from publishing.errors import DatabaseUnavailableError
 from workers.celery_app import settings_of
 
 log = logging.getLogger("workers.tasks")
@@ -68,21 +67,20 @@ def _dead_letter(app: Celery, message: Any, exc: Exception) -> bool:
         unreadable_letter(raw, task_id, error, time.time()),
         error_message=f"the job could not be handed to a worker process: {error}",
     )
-    engine = create_engine_for(settings_of(app).database_url)
     try:
-        SqlDeadLetterRepository(engine).write(letter)
-    except DatabaseUnavailableError as unavailable:
+        services_for(settings_of(app), app).dead_letters.write(letter)
+    except Exception as unwritable:
+        # The database down (or a bug storing the row): requeue it, never end the worker.
         log.error(
-            "job %s could not be handed to a worker process (%s) and the DLQ is unreachable (%s); "
-            "requeueing it in %.0f s",
+            "job %s could not be handed to a worker process (%s) and its DLQ row could not be "
+            "written (%s: %s); requeueing it in %.0f s",
             task_id,
             error,
-            unavailable,
+            type(unwritable).__name__,
+            str(unwritable)[:200],
             REQUEUE_AFTER_S,
         )
         return False
-    finally:
-        engine.dispose()
     log.error("job %s could not be handed to a worker process (%s); dead-lettered", task_id, error)
     return True
 

@@ -158,6 +158,11 @@ def _write_letter(services: Services, job: Job) -> LetterWritten | LetterUnwrita
         services.dead_letters.write(services.delivery.letter_for(job))
     except DatabaseUnavailableError as exc:
         return LetterUnwritable(str(exc))
+    except Exception as exc:
+        # A bug building or storing the row: the job keeps waiting for its row (and says so),
+        # it never escapes the task, which would acknowledge it away with no row.
+        log.exception("job %s: its DLQ row could not be written", job.job_id, extra=observe.context(job))
+        return LetterUnwritable(f"{type(exc).__name__}: {str(exc)[:200]}")
     return LetterWritten()
 
 
@@ -166,7 +171,10 @@ def _dead_letter_unreadable(task: PublishTask, services: Services, message: Any,
     log.error("job %s: unreadable message (%s); dead-lettering it", task.request.id, type(exc).__name__)
     try:
         services.dead_letters.write(letter)
-    except DatabaseUnavailableError:
+    except Exception as write_error:
+        # The database down (or a bug storing the row): keep the message, never drop it.
+        if not isinstance(write_error, DatabaseUnavailableError):
+            log.exception("job %s: the unreadable message's DLQ row could not be written", task.request.id)
         raise task.retry(countdown=services.timings.letter_waits_s[-1]) from None
     raise DeadLettered(f"dead-lettered: unreadable message ({type(exc).__name__})")
 
