@@ -80,7 +80,19 @@ def test_jobs_survive_a_sentinel_failover(sentinel_set, dlq_database_url: str, t
             watcher = redis.Redis(port=sentinels[0].port)
             wait_until(lambda: watcher.sentinel_get_master_addr_by_name("mymaster")[1] == replica.port, 30)
 
+            # A fleet is supervised (systemd Restart=always, a Deployment): kombu's transport can
+            # take a worker down in the failover ("Unrecoverable error"), and it is started again.
+            replaced: set[int] = set()
+
+            def supervise() -> None:
+                for worker in list(pipeline.workers):
+                    exited = worker.process is not None and worker.process.poll() is not None
+                    if exited and id(worker) not in replaced:
+                        replaced.add(id(worker))
+                        pipeline.worker(name=f"w{len(pipeline.workers) + 1}", concurrency=2)
+
             def settled() -> bool:
+                supervise()
                 delivered = {r.headers["Idempotency-Key"] for r in hook.received}
                 dead = {row.job_id for row in pipeline.dlq_rows()}
                 return set(submitted) <= delivered | dead
