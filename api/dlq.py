@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.routing import BaseConverter
 
 from api.auth import Role, require
-from api.errors import NotFoundKind, not_found
+from api.errors import NotFoundKind, found
 from api.params import (
     bool_value,
     dlq_filter,
@@ -123,9 +123,8 @@ def replay_many() -> ResponseReturnValue:
 @bp.get("/replay/<run_id>")
 @require(Role.READER)
 def replay_progress(run_id: str) -> ResponseReturnValue:
-    run = services().replay_runs.get(run_id)
-    if run is None:
-        raise not_found(NotFoundKind.REPLAY_RUN, run_id, f"no replay run {run_id!r} (runs are kept 7 days)")
+    message = f"no replay run {run_id!r} (runs are kept 7 days)"
+    run = found(services().replay_runs.get(run_id), NotFoundKind.REPLAY_RUN, run_id, message)
     return jsonify(run.to_dict())
 
 

@@ -5,13 +5,15 @@ own ``ApiError``, the domain's errors, a dependency that is down, and werkzeug's
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import kombu.exceptions
 import redis
 from flask import Flask, Response, current_app, jsonify, request
+from flask.typing import ErrorHandlerCallable
 from werkzeug.exceptions import HTTPException
 
 from publishing.errors import (
@@ -25,6 +27,8 @@ from publishing.replay import ReplayEnqueueError, ReplayRefusedError
 from publishing.settings import Settings, redact_url
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # werkzeug's names for the statuses it raises, as our codes.
 _HTTP_CODES = {
@@ -72,16 +76,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(
-    status: int,
-    code: str,
-    message: str,
-    details: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    response = jsonify({"error": code, "message": message, "details": details or {}})
-    response.status_code = status
-    for name, value in (headers or {}).items():
+def error_response(error: ApiError) -> Response:
+    response = jsonify({"error": error.code, "message": error.message, "details": error.details})
+    response.status_code = error.status
+    for name, value in error.headers.items():
         response.headers[name] = value
     return response
 
@@ -89,6 +87,13 @@ def error_response(
 def not_found(kind: NotFoundKind, name: str, message: str) -> ApiError:
     """The one 404 of a missing record: code ``not_found``, ``details`` its kind and id."""
     return ApiError(404, "not_found", message, {"kind": kind.value, "id": name})
+
+
+def found(record: T | None, kind: NotFoundKind, name: str, message: str) -> T:
+    """``record``, or the 404 of ``not_found`` when there is none."""
+    if record is None:
+        raise not_found(kind, name, message)
+    return record
 
 
 _DEFAULT_PORTS = {"redis": 6379, "rediss": 6379, "sentinel": 26379, "postgresql": 5432, "postgres": 5432}
@@ -134,10 +139,6 @@ def dependency_down(dependency: str, exc: BaseException) -> ApiError:
     return ApiError(503, "dependency_unavailable", f"{what} is unavailable; try again later", details)
 
 
-def _api_error(exc: ApiError) -> Response:
-    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
-
-
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     code = _HTTP_CODES.get(status) or (exc.name or "error").lower().replace(" ", "_")
@@ -154,73 +155,93 @@ def _http_error(exc: HTTPException) -> Response:
         limit = current_app.config.get("MAX_CONTENT_LENGTH")
         details["max_body_bytes"] = limit
         message = f"the request body is larger than the {limit} bytes allowed (PUBLISHING_MAX_BODY_BYTES)"
-    return error_response(status, code, message, details, headers)
+    return error_response(ApiError(status, code, message, details, headers))
 
 
 def _invalid_alert(exc: InvalidAlertError) -> Response:
-    return error_response(422, "invalid_alert", str(exc), {"problems": exc.problems})
+    return error_response(ApiError(422, "invalid_alert", str(exc), {"problems": exc.problems}))
 
 
 def _unknown_target(exc: UnknownTargetError) -> Response:
-    return _api_error(not_found(NotFoundKind.TARGET, exc.name, str(exc)))
+    return error_response(not_found(NotFoundKind.TARGET, exc.name, str(exc)))
 
 
 def _not_found(exc: NotFoundError) -> Response:
     kind = _KIND_OF_BLUEPRINT.get(request.blueprint or "")
     name = next(iter((request.view_args or {}).values()), None)
     details = {"kind": kind.value, "id": name} if kind is not None else {}
-    return error_response(404, "not_found", str(exc), details)
+    return error_response(ApiError(404, "not_found", str(exc), details))
 
 
 def _already_replayed(exc: AlreadyReplayedError) -> Response:
-    return error_response(409, "already_replayed", str(exc), {"id": exc.dead_letter_id, **exc.details})
+    details = {"id": exc.dead_letter_id, **exc.details}
+    return error_response(ApiError(409, "already_replayed", str(exc), details))
 
 
 def _replay_refused(exc: ReplayRefusedError) -> Response:
-    return error_response(409, "replay_refused", str(exc), {"id": exc.dead_letter_id, "reason": exc.reason})
+    details = {"id": exc.dead_letter_id, "reason": exc.reason}
+    return error_response(ApiError(409, "replay_refused", str(exc), details))
 
 
 def _replay_not_enqueued(exc: ReplayEnqueueError) -> Response:
     where = _where("redis")
-    return error_response(
-        503,
-        "dependency_unavailable",
-        f"Redis{f' at {where}' if where else ''} is unavailable: {exc}",
-        {
-            "dependency": "redis",
-            "at": where,
-            "id": exc.dead_letter_id,
-            "job_id": exc.job_id,
-            "replay_result": "skipped",
-        },
-    )
+    details = {
+        "dependency": "redis",
+        "at": where,
+        "id": exc.dead_letter_id,
+        "job_id": exc.job_id,
+        "replay_result": "skipped",
+    }
+    message = f"Redis{f' at {where}' if where else ''} is unavailable: {exc}"
+    return error_response(ApiError(503, "dependency_unavailable", message, details))
 
 
 def _database_down(exc: DatabaseUnavailableError) -> Response:
-    return _api_error(dependency_down("database", exc))
+    return error_response(dependency_down("database", exc))
 
 
 def _redis_down(exc: Exception) -> Response:
     log.warning("Redis is unavailable: %s", type(exc).__name__)
-    return _api_error(dependency_down("redis", exc))
+    return error_response(dependency_down("redis", exc))
 
 
 def _unexpected(exc: Exception) -> Response:
     log.exception("unhandled error")
-    return error_response(500, "internal_error", "an unexpected error occurred; it has been logged")
+    return error_response(ApiError(500, "internal_error", "an unexpected error occurred; it has been logged"))
+
+
+def register_error_handlers(
+    app: Flask,
+    handlers: Mapping[type[Exception], ErrorHandlerCallable],
+    *,
+    database_down: ErrorHandlerCallable,
+    redis_down: ErrorHandlerCallable,
+    unexpected: ErrorHandlerCallable,
+) -> None:
+    """``handlers``, and the answers that the API and the console both give in their own form:
+    the database down, Redis down, and anything else unexpected."""
+    for error, handler in handlers.items():
+        app.register_error_handler(error, handler)
+    app.register_error_handler(DatabaseUnavailableError, database_down)
+    # The broker is Redis: kombu's OperationalError is Redis being unreachable.
+    app.register_error_handler(redis.RedisError, redis_down)
+    app.register_error_handler(kombu.exceptions.OperationalError, redis_down)
+    app.register_error_handler(Exception, unexpected)
+
+
+_HANDLERS: dict[type[Exception], ErrorHandlerCallable] = {
+    ApiError: error_response,
+    HTTPException: _http_error,
+    InvalidAlertError: _invalid_alert,
+    UnknownTargetError: _unknown_target,
+    NotFoundError: _not_found,
+    AlreadyReplayedError: _already_replayed,
+    ReplayRefusedError: _replay_refused,
+    ReplayEnqueueError: _replay_not_enqueued,
+}
 
 
 def init_app(app: Flask) -> None:
-    app.register_error_handler(ApiError, _api_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(InvalidAlertError, _invalid_alert)
-    app.register_error_handler(UnknownTargetError, _unknown_target)
-    app.register_error_handler(NotFoundError, _not_found)
-    app.register_error_handler(AlreadyReplayedError, _already_replayed)
-    app.register_error_handler(ReplayRefusedError, _replay_refused)
-    app.register_error_handler(ReplayEnqueueError, _replay_not_enqueued)
-    app.register_error_handler(DatabaseUnavailableError, _database_down)
-    # The broker is Redis: kombu's OperationalError is Redis being unreachable.
-    app.register_error_handler(redis.RedisError, _redis_down)
-    app.register_error_handler(kombu.exceptions.OperationalError, _redis_down)
-    app.register_error_handler(Exception, _unexpected)
+    register_error_handlers(
+        app, _HANDLERS, database_down=_database_down, redis_down=_redis_down, unexpected=_unexpected
+    )

@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 
 from api.auth import auth_is_off
-from api.errors import error_response
+from api.errors import ApiError, error_response
 from api.services import services
 
 bp = Blueprint("health", __name__)
@@ -24,10 +24,6 @@ def readyz() -> ResponseReturnValue:
     # Said where every probe and dashboard sees it: a fleet must never run with auth off.
     answer = {**checks, "auth": "off" if auth_is_off() else "tokens"}
     if down:
-        return error_response(
-            503,
-            "not_ready",
-            f"not ready: {' and '.join(down)} {'is' if len(down) == 1 else 'are'} down",
-            answer,
-        )
+        message = f"not ready: {' and '.join(down)} {'is' if len(down) == 1 else 'are'} down"
+        return error_response(ApiError(503, "not_ready", message, answer))
     return jsonify(answer)

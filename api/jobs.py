@@ -6,7 +6,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from api.auth import Role, require
-from api.errors import NotFoundKind, not_found
+from api.errors import NotFoundKind, found
 from api.params import enum_value, int_arg
 from api.schemas_query import JobsQuery
 from api.services import services
@@ -33,7 +33,5 @@ def list_jobs() -> ResponseReturnValue:
 @bp.get("/<job_id>")
 @require(Role.READER)
 def get_job(job_id: str) -> ResponseReturnValue:
-    snapshot = services().tracker.get(job_id)
-    if snapshot is None:
-        raise not_found(NotFoundKind.JOB, job_id, f"no tracked job {job_id!r}")
+    snapshot = found(services().tracker.get(job_id), NotFoundKind.JOB, job_id, f"no tracked job {job_id!r}")
     return jsonify(job_json(snapshot.to_dict()))

@@ -121,6 +121,9 @@ class Job(BaseModel):
     started_at: datetime | None
     completed_at: datetime | None
     delivered_via: str | None = Field(description="The fallback target that took the job, if any.")
+    carried_by: str | None = Field(
+        None, description="The job whose grouped message carried this job's alert, if any."
+    )
 
 
 class JobList(BaseModel):

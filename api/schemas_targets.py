@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, NonNegativeInt
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt
 from pydantic.json_schema import SkipJsonSchema
 
 from publishing.alert import Severity
@@ -49,6 +49,25 @@ class BreakerList(BaseModel):
 class RedactedBasicAuth(BaseModel):
     username: str
     password: Redacted
+
+
+class SmtpInfo(BaseModel):
+    """An email target's relay, its password redacted."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    host: str
+    port: int
+    starttls: bool
+    username: str | None
+    password: Redacted | SkipJsonSchema[None] = None
+    sender: str = Field(alias="from")
+    to: list[str]
+
+
+class TemplateInfo(BaseModel):
+    title: str | SkipJsonSchema[None] = None
+    text: str | SkipJsonSchema[None] = None
 
 
 class RateLimitInfo(BaseModel):
@@ -94,6 +113,18 @@ class Target(BaseModel):
     bearer_token: Redacted | SkipJsonSchema[None] = None
     signing_secret: Redacted | SkipJsonSchema[None] = None
     basic_auth: RedactedBasicAuth | SkipJsonSchema[None] = None
+    api_key: Redacted | SkipJsonSchema[None] = None
+    smtp: SmtpInfo | SkipJsonSchema[None] = None
+    template: TemplateInfo | SkipJsonSchema[None] = None
+    max_retries: Count | SkipJsonSchema[None] = None
+    retry_base_s: float | SkipJsonSchema[None] = None
+    retry_max_backoff_s: float | SkipJsonSchema[None] = None
+    resolve_only_if_fired: bool | SkipJsonSchema[None] = Field(
+        None, description="Present (true) when a resolve goes only after a delivered firing."
+    )
+    group_by: list[str] | SkipJsonSchema[None] = Field(None, description="Storm grouping's labels.")
+    group_wait_s: float | SkipJsonSchema[None] = None
+    group_max_alerts: int | SkipJsonSchema[None] = None
     breaker: BreakerStatus
     health: TargetHealth
 

@@ -73,22 +73,57 @@ class FakeReadiness:
 
 @dataclass
 class InMemoryApi:
-    """The services handed to ``create_app`` and every fake behind them, for assertions."""
+    """The services handed to ``create_app`` and every fake behind them, for assertions: the
+    fakes are made here, each once, and ``services`` is built over them."""
 
-    services: ApiServices
     clock: FrozenClock
     registry: TargetRegistry
-    tracker: InMemoryJobTracker
-    deduplicator: InMemoryDeduplicator
-    enqueuer: RecordingEnqueuer
-    dead_letters: InMemoryDeadLetterRepository
-    breakers: InMemoryBreakerStore
-    replay_runs: InMemoryReplayRunStore
-    replay_runner: InlineReplayRunner
-    queues: FakeQueues
-    readiness: FakeReadiness
-    health: InMemoryTargetHealth
+    dedup_window_s: float = 300
+    tracker: InMemoryJobTracker = field(default_factory=InMemoryJobTracker)
+    enqueuer: RecordingEnqueuer = field(default_factory=RecordingEnqueuer)
+    dead_letters: InMemoryDeadLetterRepository = field(default_factory=InMemoryDeadLetterRepository)
+    replay_runs: InMemoryReplayRunStore = field(default_factory=InMemoryReplayRunStore)
+    readiness: FakeReadiness = field(default_factory=FakeReadiness)
+    health: InMemoryTargetHealth = field(default_factory=InMemoryTargetHealth)
     observed: list[Any] = field(default_factory=list)
+    # Made from the fakes above.
+    deduplicator: InMemoryDeduplicator = field(init=False)
+    breakers: InMemoryBreakerStore = field(init=False)
+    queues: FakeQueues = field(init=False)
+    replay_runner: InlineReplayRunner = field(init=False)
+    services: ApiServices = field(init=False)
+
+    def __post_init__(self) -> None:
+        clock, registry, tracker, enqueuer = self.clock, self.registry, self.tracker, self.enqueuer
+        self.deduplicator = InMemoryDeduplicator(clock)
+        self.breakers = InMemoryBreakerStore(clock)
+        self.queues = FakeQueues(enqueuer)
+        replayer = Replayer(self.dead_letters, registry, tracker, self.deduplicator, enqueuer, clock=clock)
+        self.replay_runner = InlineReplayRunner(replayer, self.replay_runs)
+        self.services = ApiServices(
+            registry=registry,
+            tracker=tracker,
+            deduplicator=self.deduplicator,
+            submitter=Submitter(
+                registry,
+                tracker,
+                self.deduplicator,
+                enqueuer,
+                dedup_window_s=self.dedup_window_s,
+                clock=clock,
+            ),
+            dead_letters=self.dead_letters,
+            breakers=self.breakers,
+            replayer=replayer,
+            replay_runs=self.replay_runs,
+            replay_runner=self.replay_runner,
+            queues=self.queues,
+            readiness=self.readiness,
+            health=self.health,
+            clock=clock,
+            observe_submission=self.observed.append,
+            observe_rejected=lambda count: self.observed.append(("rejected", count)),
+        )
 
 
 def in_memory_api(
@@ -97,43 +132,8 @@ def in_memory_api(
     clock: FrozenClock | None = None,
     dedup_window_s: float = 300,
 ) -> InMemoryApi:
-    clock = clock or FrozenClock()
     registry = TargetRegistry(parse_target(dict(t)) for t in targets)
-    tracker = InMemoryJobTracker()
-    deduplicator = InMemoryDeduplicator(clock)
-    enqueuer = RecordingEnqueuer()
-    dead_letters = InMemoryDeadLetterRepository()
-    breakers = InMemoryBreakerStore(clock)
-    replayer = Replayer(dead_letters, registry, tracker, deduplicator, enqueuer, clock=clock)
-    runs = InMemoryReplayRunStore()
-    runner = InlineReplayRunner(replayer, runs)
-    queues = FakeQueues(enqueuer)
-    readiness = FakeReadiness()
-    health = InMemoryTargetHealth()
-    observed: list[Any] = []
-    services = ApiServices(
-        registry=registry,
-        tracker=tracker,
-        deduplicator=deduplicator,
-        submitter=Submitter(
-            registry, tracker, deduplicator, enqueuer, dedup_window_s=dedup_window_s, clock=clock
-        ),
-        dead_letters=dead_letters,
-        breakers=breakers,
-        replayer=replayer,
-        replay_runs=runs,
-        replay_runner=runner,
-        queues=queues,
-        readiness=readiness,
-        health=health,
-        clock=clock,
-        observe_submission=observed.append,
-        observe_rejected=lambda count: observed.append(("rejected", count)),
-    )
-    return InMemoryApi(
-        services, clock, registry, tracker, deduplicator, enqueuer, dead_letters, breakers, runs, runner,
-        queues, readiness, health, observed,
-    )  # fmt: skip
+    return InMemoryApi(clock or FrozenClock(), registry, dedup_window_s=dedup_window_s)
 
 
 # Tokens by role for tests (at least 16 characters, as Settings requires).

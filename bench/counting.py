@@ -17,9 +17,13 @@ INSTRUMENT_DIR = Path(__file__).resolve().parent / "instrument"
 def script_names() -> dict[str, str]:
     """The product's Lua scripts (the stems of their ``.lua`` files) by the SHA-1 prefix an
     EVALSHA names them by: the digest of the text exactly as the adapters load it."""
+    from publishing.adapters.redis.breaker import gated_admission_text
     from publishing.adapters.redis.client import script_stems, script_text
 
-    return {hashlib.sha1(script_text(name).encode()).hexdigest()[:8]: name for name in script_stems()}
+    names = {hashlib.sha1(script_text(name).encode()).hexdigest()[:8]: name for name in script_stems()}
+    # order_admit.lua runs with the gate's and the admission's scripts before it.
+    names[hashlib.sha1(gated_admission_text().encode()).hexdigest()[:8]] = "order_admit"
+    return names
 
 
 def _label(label: str, names: dict[str, str]) -> str:

@@ -87,12 +87,13 @@ class Product:
         concurrency: int = 4,
         extra_env: dict[str, str] | None = None,
         wait_ready: bool = True,
+        pool: str = "prefork",
     ) -> Proc:
         proc = self._supervisor.start(
             f"worker-{name}",
             [
                 sys.executable, "-m", "celery", "-A", "workers.main", "worker", "-Q", queues,
-                "-c", str(concurrency), "-P", "prefork", "-n", f"{name}@%h",
+                "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h",
                 "--without-gossip", "--without-mingle", "--loglevel", "INFO",
             ],
             env={**self.env, "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir(name), **(extra_env or {})},

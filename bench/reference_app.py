@@ -16,11 +16,15 @@ from typing import Any
 
 import requests
 from celery import Celery
+from requests.adapters import HTTPAdapter
 
 from publishing.adapters.broker import broker_transport_options
 from publishing.settings import Settings
 
 TASK = "bench.post"
+# Connections kept alive a host, and to Redis: room for every slot of an I/O pool
+# (``-P gevent -c 100``), beyond requests' and kombu's default of 10.
+POOL_MAXSIZE = 128
 
 
 def create_reference_app(broker_url: str, profile: str) -> Celery:
@@ -40,7 +44,11 @@ def create_reference_app(broker_url: str, profile: str) -> Celery:
             task_acks_late=True,
             task_reject_on_worker_lost=True,
             worker_prefetch_multiplier=1,
-            broker_transport_options=broker_transport_options(Settings(redis_url=broker_url)),
+            # kombu's default of 10 Redis connections fails acks on an I/O pool of 100 slots.
+            broker_transport_options={
+                **broker_transport_options(Settings(redis_url=broker_url)),
+                "max_connections": POOL_MAXSIZE,
+            },
         )
     elif profile != "naive":
         raise ValueError(f"BENCH_CELERY_PROFILE={profile!r}: expected tuned or naive")
@@ -57,6 +65,7 @@ def post(url: str, message: dict[str, Any]) -> int:
     session = _sessions.get(os.getpid())
     if session is None:
         session = _sessions[os.getpid()] = requests.Session()
+        session.mount("http://", HTTPAdapter(pool_maxsize=POOL_MAXSIZE))
     response = session.post(
         url,
         data=json.dumps(message["alert"], separators=(",", ":")).encode(),

@@ -1,7 +1,8 @@
 """The loopback sink that stands in for every target: a small asyncio HTTP/1.1 server in its
 own process (so it shares no GIL with the harness or the workers).
 
-Routes on the main port: ``/fast`` answers 200 at once, ``/slow`` after ``--slow-s``. The
+Routes on the main port: ``/fast`` answers 200 at once, ``/slow`` after ``--slow-s``,
+``/slow<ms>`` (``/slow200``) after that many milliseconds. The
 second, "outage" port answers 200 while up; told ``down`` it stops listening and drops its
 connections (connection refused), or in ``503`` mode answers 503. Every data request is
 recorded with its arrival time (``time.time()``, the machine clock the API also stamps jobs
@@ -144,7 +145,8 @@ class HttpProtocol(asyncio.Protocol):
             self.reply(status, close=close)
             return
         route = parts.path.strip("/") or "fast"
-        if route == "slow":
+        delay_s = _delay_s(route, sink.slow_s)
+        if delay_s is not None:
             sink.record(key, route, 200)
             sink.enter(route)
 
@@ -152,7 +154,7 @@ class HttpProtocol(asyncio.Protocol):
                 sink.leave(route)
                 self.reply(200, close=close)
 
-            asyncio.get_running_loop().call_later(sink.slow_s, later)
+            asyncio.get_running_loop().call_later(delay_s, later)
             return
         sink.record(key, route, 200)
         self.reply(200, close=close)
@@ -176,6 +178,15 @@ class HttpProtocol(asyncio.Protocol):
             task.add_done_callback(lambda _: self.reply(200, b"{}", close))
         else:
             self.reply(404, b"{}", close)
+
+
+def _delay_s(route: str, slow_s: float) -> float | None:
+    """How long ``route`` waits before it answers: None for an answer at once."""
+    if route == "slow":
+        return slow_s
+    if route.startswith("slow") and route[4:].isdigit():
+        return int(route[4:]) / 1000
+    return None
 
 
 async def serve(sink: Sink, port: int, outage: bool = False) -> asyncio.Server:

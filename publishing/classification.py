@@ -26,7 +26,8 @@ class ErrorType(StrEnum):
 TRANSIENT_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 PERMANENT_STATUS = frozenset({400, 401, 403, 404, 405, 409, 410, 413, 422, 501, 505})
 
-ExceptionTable = tuple[tuple[type[BaseException], ErrorType], ...]
+# A row names one exception type, or several that are classified alike.
+ExceptionTable = tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], ErrorType], ...]
 
 # Checked in order: the first matching type wins, so subclasses come before their bases.
 EXCEPTION_TABLE: ExceptionTable = (
@@ -34,11 +35,16 @@ EXCEPTION_TABLE: ExceptionTable = (
     (errors.TransientPublishError, ErrorType.TRANSIENT),
     (errors.UnknownPublishError, ErrorType.UNKNOWN),
     (ssl.SSLCertVerificationError, ErrorType.PERMANENT),
-    (socket.gaierror, ErrorType.TRANSIENT),
-    (ConnectionRefusedError, ErrorType.TRANSIENT),
-    (ConnectionResetError, ErrorType.TRANSIENT),
-    (TimeoutError, ErrorType.TRANSIENT),
+    # The network failed on the way, not the target's answer: the next attempt may pass.
+    ((socket.gaierror, ConnectionRefusedError, ConnectionResetError, TimeoutError), ErrorType.TRANSIENT),
 )
+
+# The error a publisher raises for each classification, so every publisher's failures read alike.
+ERROR_CLASSES: dict[ErrorType, type[errors.PublishError]] = {
+    ErrorType.TRANSIENT: errors.TransientPublishError,
+    ErrorType.PERMANENT: errors.PermanentPublishError,
+    ErrorType.UNKNOWN: errors.UnknownPublishError,
+}
 
 _STATUS_IN_TEXT = re.compile(r"\b(?:HTTP(?:/\d(?:\.\d)?)?|status(?:[ _]code)?)\s*[:=]?\s*(\d{3})(?!\d)", re.I)
 

@@ -14,12 +14,31 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from publishing.alert import AlertStatus, EnrichedAlert
-from publishing.breaker import Admit, BreakerConfig, BreakerState, BreakerStore, DeferReason, Transition
+from publishing.breaker import (
+    Admit,
+    BreakerConfig,
+    BreakerDecision,
+    BreakerState,
+    BreakerStore,
+    DeferReason,
+    RateLimit,
+    Transition,
+)
 from publishing.classification import ErrorType, classify
 from publishing.dlq import DeadLetter
 from publishing.errors import PublishError, RateLimitedError, UnknownTargetError
+from publishing.grouping import (
+    GroupMember,
+    GroupStore,
+    Membership,
+    Requeue,
+    Role,
+    group_key,
+    message_of,
+    settlements,
+)
 from publishing.job import Job
-from publishing.ordering import Gate, OrderGate
+from publishing.ordering import Gate, GateDecision, OrderGate
 from publishing.priority import Priority
 from publishing.retry import GiveUp, RetryPolicy
 from publishing.target_health import HealthEvent
@@ -39,6 +58,24 @@ class Receipt:
 
 class Publisher(Protocol):
     def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt: ...
+
+
+class GatedAdmission(Protocol):
+    def enter_and_acquire(
+        self,
+        target: str,
+        fingerprint: str,
+        job_id: str,
+        firing: bool,
+        submitted_at: float,
+        lease_s: float,
+        require_fired: bool,
+        config: BreakerConfig,
+        rate: RateLimit | None = None,
+    ) -> tuple[GateDecision, BreakerDecision | None]:
+        """``OrderGate.enter`` and, when the gate says go, ``BreakerStore.acquire``, decided
+        in one call (one Redis round trip an attempt instead of two)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +127,24 @@ class Superseded:
     """A firing job whose alert has since been resolved: not sent (``publishing.ordering``)."""
 
 
-Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted
+@dataclass(frozen=True)
+class GroupWait:
+    """This job carries a storm group whose window is open: ask again in ``delay_s``
+    (docs/design.md (Storm grouping))."""
+
+    delay_s: float
+
+
+@dataclass(frozen=True)
+class Grouped:
+    """This job's alert joined the group ``carrier`` sends: nothing more to send for it.
+    ``settled``: that message was already delivered (the job's message came again)."""
+
+    carrier: str
+    settled: bool = False
+
+
+Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted | GroupWait | Grouped
 
 
 def health_events(outcome: object) -> tuple[list[HealthEvent], str | None]:
@@ -116,6 +170,9 @@ class DeliveryService:
         breakers: BreakerStore,
         *,
         order_gate: OrderGate | None = None,
+        admission: GatedAdmission | None = None,
+        groups: GroupStore | None = None,
+        requeue: Requeue | None = None,
         retry_policy: Callable[[Job], RetryPolicy],
         breaker_config: BreakerConfig,
         default_timeout_s: float,
@@ -126,6 +183,9 @@ class DeliveryService:
         self._publisher = publisher
         self._breakers = breakers
         self._gate = order_gate
+        self._admission = admission
+        self._groups = groups
+        self._requeue = requeue
         self._policy = retry_policy
         self._breaker_config = breaker_config
         self._default_timeout_s = default_timeout_s
@@ -137,8 +197,28 @@ class DeliveryService:
         if isinstance(outcome, Failed):
             via = self._fallback_for(job)
             if via is not None:
-                return Rerouted(via, outcome.error)
+                outcome = Rerouted(via, outcome.error)
+        if isinstance(outcome, Failed | Rerouted) and self._groups is not None:
+            self._dissolve(job)
         return outcome
+
+    def _dissolve(self, job: Job) -> None:
+        """A job that fails for good or leaves for its fallback takes only its own alert: the
+        members of a group it carries are each sent on their own (docs/design.md (Storm
+        grouping)). Their tracking keeps their messages first, so the reconciler sends them
+        if the enqueue here fails."""
+        assert self._groups is not None
+        released = self._groups.dissolve(job.via or job.target, job.job_id)
+        if not released:
+            return
+        log.warning("job %s: its group of %d more alerts is sent alert by alert", job.job_id, len(released))
+        if self._requeue is not None:
+            try:
+                self._requeue.enqueue_many([m.job for m in released])
+            except Exception:
+                log.exception(
+                    "job %s: its group's members could not be enqueued; the reconciler will", job.job_id
+                )
 
     def _fallback_for(self, job: Job) -> str | None:
         """The fallback a job of this priority may take, if its own target names one that is
@@ -172,33 +252,94 @@ class DeliveryService:
             return Failed(ErrorType.TRANSIENT, "circuit open")
         timeout_s = target.timeout_s or self._default_timeout_s
         lease_s = timeout_s + config.probe_lease_margin_s
+        if target.group is not None and self._groups is not None:
+            return self._grouped_attempt(job, target, lease_s)
+        return self._gated_attempt(
+            job,
+            target,
+            lease_s,
+            lambda admitted: self._admitted_attempt(job, target, lease_s, decision=admitted),
+            True,
+        )
+
+    def _gated_attempt(
+        self,
+        job: Job,
+        target: Target,
+        lease_s: float,
+        then: Callable[[BreakerDecision | None], Outcome],
+        admit: bool = False,
+    ) -> Outcome:
+        """``then`` behind the firing-before-resolved gate."""
         firing = job.alert.alert.status is AlertStatus.FIRING
+        admitted: BreakerDecision | None = None
         if self._gate is not None:
-            gate = self._gate.enter(
-                target.name,
-                job.alert.alert.fingerprint,
-                job.job_id,
-                firing,
-                job.submitted_at,
-                lease_s,
-                require_fired=target.resolve_only_if_fired,
-            )
+            args = (target.name, job.alert.alert.fingerprint, job.job_id, firing, job.submitted_at, lease_s)
+            if admit and self._admission is not None:
+                gate, admitted = self._admission.enter_and_acquire(
+                    *args, target.resolve_only_if_fired, self._breaker_config, target.rate_limit
+                )
+            else:
+                gate = self._gate.enter(*args, require_fired=target.resolve_only_if_fired)
             if gate.gate is Gate.SUPERSEDED:
                 return Superseded()
             if gate.gate is Gate.WAIT:
                 return Deferred(gate.wait_s + self._rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
         outcome: Outcome | None = None
         try:
-            outcome = self._admitted_attempt(job, target, lease_s)
+            outcome = then(admitted)
             return outcome
         finally:
             if self._gate is not None and firing:
                 delivered = isinstance(outcome, Delivered)
                 self._gate.leave(target.name, job.alert.alert.fingerprint, job.job_id, delivered=delivered)
 
-    def _admitted_attempt(self, job: Job, target: Target, lease_s: float) -> Outcome:
+    def _grouped_attempt(self, job: Job, target: Target, lease_s: float) -> Outcome:
+        """A job of a grouped target (docs/design.md (Storm grouping)). A new one passes the
+        gate, then joins its group; one that has run before (a carrier back after its window or
+        a deferral) is in its group already, past the gate: its group keeps its alert's order."""
+        assert self._groups is not None and target.group is not None
+        groups, grouping = self._groups, target.group
+        key, member = group_key(grouping.by, job.alert), GroupMember.of(job)
+        if job.deferrals or job.retries:
+            known = groups.join(target.name, key, member, grouping.wait_s, join=False)
+            if known.role is not Role.NEW:
+                return self._as_member(job, target, lease_s, known)
+
+        def join() -> Outcome:
+            return self._as_member(
+                job, target, lease_s, groups.join(target.name, key, member, grouping.wait_s)
+            )
+
+        return self._gated_attempt(job, target, lease_s, lambda _: join())
+
+    def _as_member(self, job: Job, target: Target, lease_s: float, membership: Membership) -> Outcome:
+        role = membership.role
+        if role in (Role.OPENED, Role.WAITING):
+            return GroupWait(membership.wait_s)
+        if role is Role.DONE and not membership.carrier:
+            return Superseded()  # in its group, by a later job of the same alert
+        if role in (Role.JOINED, Role.DONE):
+            return Grouped(membership.carrier, settled=role is Role.DONE)
+        if role is Role.ORDER_WAIT:
+            return Deferred(membership.wait_s + self._rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
+        if role is Role.DUE:
+            return self._admitted_attempt(job, target, lease_s, group_id=membership.carrier)
+        # SOLO: its group failed; NEW cannot come from a join.
+        return self._admitted_attempt(job, target, lease_s)
+
+    def _admitted_attempt(
+        self,
+        job: Job,
+        target: Target,
+        lease_s: float,
+        group_id: str | None = None,
+        decision: BreakerDecision | None = None,
+    ) -> Outcome:
+        """``decision``: the admission already decided with the gate, if it was."""
         config = self._breaker_config
-        decision = self._breakers.acquire(target.name, config, lease_s, target.rate_limit)
+        if decision is None:
+            decision = self._breakers.acquire(target.name, config, lease_s, target.rate_limit)
         if not isinstance(decision, Admit):
             down = decision.reason in (DeferReason.BREAKER_OPEN, DeferReason.PROBE_BUSY)
             via = self._fallback_for(job) if down else None
@@ -213,8 +354,15 @@ class DeliveryService:
                 # breaker half-opens: a page does not wait a whole open time for it.
                 wait_s = min(wait_s, target.fallback_after_s - decision.down_for_s)
             return Deferred(wait_s, decision.state, decision.reason)
+        members: list[GroupMember] | None = None
+        payload: EnrichedAlert = job.alert
+        if group_id is not None and target.group is not None and self._groups is not None:
+            # Taken only once admitted: while the target is rate limited or paused the group
+            # stays open and keeps growing.
+            members = self._groups.take(target.name, group_id)
+            payload = (message_of(members, target.group.by) if members else None) or job.alert
         try:
-            receipt = self._publisher.publish(target, job.alert, job.job_id)
+            receipt = self._publisher.publish(target, payload, job.job_id)
         except PublishError as exc:
             return self._failed_attempt(job, target, exc, decision.probe_id)
         except Exception as exc:
@@ -222,11 +370,26 @@ class DeliveryService:
             # (bounded by max_retries), never allowed to lose the job.
             log.exception("unexpected error publishing job %s", job.job_id)
             return self._failed_attempt(job, target, exc, decision.probe_id)
+        if members and group_id is not None:
+            self._finish_group(job, target, group_id, members, receipt)
         if decision.clean:
             # Closed with nothing counted: a success would change nothing (one round trip saved).
             return Delivered(receipt.status_code, receipt.duration_s)
         transition = self._breakers.record_success(target.name, config, decision.probe_id)
         return Delivered(receipt.status_code, receipt.duration_s, transition is Transition.RECOVERED)
+
+    def _finish_group(
+        self, job: Job, target: Target, group_id: str, members: list[GroupMember], receipt: Receipt
+    ) -> None:
+        assert self._groups is not None
+        done = settlements(job, members, receipt.status_code, receipt.duration_s, self._clock())
+        self._groups.finish(target.name, group_id, done)
+        if self._gate is not None and target.resolve_only_if_fired:
+            # Each firing carried is delivered: its resolve may follow (docs/design.md (Firing
+            # before resolved)).
+            for m in members:
+                if m.firing and not m.superseded:
+                    self._gate.leave(target.name, m.fingerprint, m.job_id, delivered=True)
 
     def _failed_attempt(self, job: Job, target: Target, exc: Exception, probe_id: str | None) -> Outcome:
         error_type = classify(exc)

@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from publishing.classification import ErrorType
-from publishing.delivery import Deferred, Delivered, Failed, Outcome, Rerouted, RetryScheduled, Superseded
+from publishing.delivery import (
+    Deferred,
+    Delivered,
+    Failed,
+    Grouped,
+    GroupWait,
+    Outcome,
+    Rerouted,
+    RetryScheduled,
+    Superseded,
+)
 from publishing.job import Job
 from publishing.tracking import JobState
 
@@ -24,6 +34,9 @@ class Timings:
     # The longest countdown a worker holds as an ETA message (half the visibility timeout):
     # a longer wait (an open breaker, a pause) comes back early and defers again.
     max_hold_s: float = 150.0
+    # A wait longer than this is parked in Redis instead of held by a worker, so what a worker
+    # holds is bounded by its rate times this, not by a backlog (docs/design.md (Retries)).
+    park_after_s: float = 2.0
     # Redis (tracking, breaker) unreachable: ask again this soon, spending nothing.
     redis_wait_s: float = 2.0
     # A crash of ours on a job waits crash_wait_s times the crashes so far, at most
@@ -75,14 +88,16 @@ Event = Outcome | RedisUnavailable | Crashed | Redelivered | LetterUnwritable | 
 @dataclass(frozen=True)
 class Plan:
     """``tracking`` holds the fields to record (``state`` among them, absent when nothing
-    changes); ``retry`` the job to send again after ``countdown_s``; ``letter`` a job that
-    failed for good, whose DLQ row is to be written now."""
+    changes); ``retry`` the job to send again after ``countdown_s``, ``parked`` (waiting in
+    Redis) or as a countdown message; ``letter`` a job that failed for good, whose DLQ row is
+    to be written now."""
 
     kind: str
     tracking: Mapping[str, Any] = field(default_factory=dict)
     retry: Job | None = None
     countdown_s: float = 0.0
     letter: Job | None = None
+    parked: bool = False
 
     @property
     def state(self) -> JobState | None:
@@ -99,6 +114,15 @@ def plan(job: Job, event: Event, now: float, timings: Timings) -> Plan:
         rerouted = job.evolve(via=event.via, retries=0, deferred_since=None)
         via = {"state": JobState.RETRYING, "delivered_via": event.via, "last_error": event.reason}
         return Plan("rerouted", via, retry=rerouted)
+    if isinstance(event, Grouped):
+        # Done as far as its own message goes: it stays ``processing`` until the carrier, which
+        # may finish first, settles it; a group already delivered settled it, but this run
+        # marked it ``processing`` again (docs/design.md (Storm grouping)).
+        settled = {"state": JobState.SUCCEEDED, "completed_at": now} if event.settled else {}
+        return Plan("grouped", {**settled, "carried_by": event.carrier})
+    if isinstance(event, GroupWait):
+        waiting = job.evolve(deferrals=job.deferrals + 1, deferred_since=job.deferred_since or now)
+        return _retry("group_wait", {"state": JobState.DEFERRED}, waiting, event.delay_s, timings)
     if isinstance(event, Deferred):
         deferred = job.evolve(deferrals=job.deferrals + 1, deferred_since=job.deferred_since or now)
         return _retry("deferred", {"state": JobState.DEFERRED}, deferred, event.delay_s, timings)
@@ -130,7 +154,11 @@ def plan(job: Job, event: Event, now: float, timings: Timings) -> Plan:
 
 
 def _retry(kind: str, fields: Mapping[str, Any], job: Job, wait_s: float, timings: Timings) -> Plan:
-    return Plan(kind, fields, retry=job, countdown_s=max(0.0, min(wait_s, timings.max_hold_s)))
+    countdown_s = max(0.0, min(wait_s, timings.max_hold_s))
+    # Redis unreachable is what a "redis_wait" waits out: it cannot park there. A DLQ row waiting
+    # for the database keeps its message unacknowledged until the row is stored (at most 30 s).
+    parked = countdown_s > timings.park_after_s and kind not in ("redis_wait", "letter_wait")
+    return Plan(kind, fields, retry=job, countdown_s=countdown_s, parked=parked)
 
 
 def _failed(job: Job, error_type: ErrorType, error: str, now: float) -> Plan:

@@ -30,6 +30,11 @@ class Enqueuer(Protocol):
         """Hand the job to the broker; raise when it cannot be accepted."""
         ...
 
+    def enqueue_many(self, jobs: Sequence[Job]) -> None:
+        """Hand a request's jobs to the broker at once, in their order; raise when that may
+        have failed (then any of them may or may not have been accepted)."""
+        ...
+
 
 @dataclass(frozen=True)
 class SubmittedJob:
@@ -104,9 +109,8 @@ class Submitter:
         self, alerts: Sequence[EnrichedAlert], target_names: Iterable[str] | None = None
     ) -> SubmissionResult:
         """Raises ``UnknownTargetError`` before anything is enqueued when a named target does
-        not exist; an enqueue failure propagates after releasing the claims of the jobs not
-        enqueued, so a retried request enqueues what is missing and gets the same ids for the
-        rest."""
+        not exist; an enqueue failure propagates with the jobs tracked and their claims
+        pending, so a retried request gets the same ids and sends them again."""
         names = list(target_names) if target_names is not None else None
         if names is not None:
             for name in names:
@@ -137,16 +141,13 @@ class Submitter:
             raise
         # High first: a page in a mixed request does not wait for its medium and low siblings.
         fresh.sort(key=lambda pair: PRIORITY_ORDER[pair[0].priority])
-        for index, (job, _) in enumerate(fresh):
-            try:
-                self._enqueuer.enqueue(job)
-            except Exception:
-                # What was enqueued stays claimed; the rest is released so that the client's
-                # retry enqueues exactly what is missing (and if the release fails too, those
-                # pending claims are taken over after the grace period).
-                self._mark_quietly([(key, done.job_id) for done, key in fresh[:index]])
-                self._abandon_quietly([(key, left.job_id) for left, key in fresh[index:]])
-                raise
+        # Every job of the request in one transaction. When it fails, which messages reached
+        # the broker is not known (Redis may have applied it and lost only the reply), so
+        # nothing is undone: each job stays tracked with its message and its claim pending. The
+        # client's retry takes the claims over after the grace period and sends the jobs again
+        # under the same ids, and the reconciler sends any job no retry asks for (docs/design.md
+        # (Reconciler)): a duplicate under one id at worst, never a lost job.
+        self._enqueuer.enqueue_many([job for job, _ in fresh])
         self._mark_quietly([(key, job.job_id) for job, key in fresh])
         return result
 

@@ -16,6 +16,8 @@ from publishing.breaker import RateLimit
 from publishing.errors import ConfigError
 from publishing.events import EventsSpec
 from publishing.target_schema import (
+    GROUP_FIELDS,
+    NO_GROUPING,
     NOT_HTTP,
     REQUIRED_SECRET,
     FilterSpec,
@@ -28,6 +30,7 @@ from publishing.target_schema import (
 from publishing.targets import (
     ALLOWED_FORMATS,
     BasicAuth,
+    Grouping,
     MessageTemplate,
     RetryOverrides,
     SmtpConfig,
@@ -88,6 +91,9 @@ _RULES: Mapping[str, str] = {
     "retry_base_s": "must be a positive number of seconds",
     "retry_max_backoff_s": "must be a positive number of seconds",
     "resolve_only_if_fired": _TRUE_OR_FALSE,
+    "group_by": "must be a list of label names ([a-zA-Z_][a-zA-Z0-9_]*)",
+    "group_wait_s": "must be a positive number of seconds",
+    "group_max_alerts": "must be a whole number >= 1",
 }
 # Objects whose unknown keys are listed with the allowed ones (the others say their shape).
 _KEYED: Mapping[str, type[BaseModel]] = {
@@ -210,10 +216,37 @@ def _cross_field_problems(spec: TargetSpec, target_format: TargetFormat) -> list
     if spec.name in (_as_list(spec.fallback) or []):
         problems.append("fallback: a target cannot be its own fallback")
     problems += _template_problems(spec.template)
+    problems += _grouping_problems(spec)
     secret = REQUIRED_SECRET.get(spec.type)
     if secret and not getattr(spec, secret):
         problems.append(f"{secret}: a {spec.type.value} target needs {secret}")
     return problems
+
+
+def _grouping_problems(spec: TargetSpec) -> list[str]:
+    """Grouping is whole (``group_by`` with ``group_wait_s``) and for types that can carry
+    several alerts in one message."""
+    given = [k for k in GROUP_FIELDS if getattr(spec, k) is not None]
+    if not given:
+        return []
+    if spec.type in NO_GROUPING:
+        return [
+            f"{given[0]}: a {spec.type.value} target cannot group alerts: its provider keeps one "
+            "incident per alert, so one message for many would merge them"
+        ]
+    if spec.group_by is None:
+        return [f"{given[0]}: needs group_by (the labels whose values make a group)"]
+    if spec.group_wait_s is None:
+        return ["group_by: needs group_wait_s (how long a group collects alerts before it is sent)"]
+    if len(set(spec.group_by)) != len(spec.group_by):
+        return ["group_by: names a label twice"]
+    return []
+
+
+def _grouping(spec: TargetSpec) -> Grouping | None:
+    if spec.group_by is None or spec.group_wait_s is None:
+        return None
+    return Grouping(tuple(spec.group_by), spec.group_wait_s, spec.group_max_alerts)
 
 
 def _template_problems(spec: TemplateSpec | None) -> list[str]:
@@ -290,6 +323,7 @@ def check_target(raw: Any, where: str = "target") -> Target:
         fallback=tuple(_as_list(spec.fallback) or ()),
         fallback_after_s=spec.fallback_after_s,
         fallback_priorities=frozenset(spec.fallback_priorities),
+        group=_grouping(spec),
     )
 
 

@@ -31,6 +31,10 @@ REQUIRED_SECRET: dict[TargetType, str] = {
     TargetType.ROOTLY: "api_token",
     TargetType.OPSGENIE: "api_key",
 }
+# Types whose provider keeps one incident (or alert) per alert: one message for many would
+# merge incidents, so they cannot group (docs/design.md (Storm grouping)).
+NO_GROUPING: frozenset[TargetType] = frozenset({TargetType.PAGERDUTY, TargetType.OPSGENIE, TargetType.ROOTLY})
+GROUP_FIELDS = ("group_by", "group_wait_s", "group_max_alerts")
 # The one type that is not sent over HTTP: it has ``smtp`` instead of ``url``.
 NOT_HTTP = TargetType.EMAIL
 
@@ -47,6 +51,7 @@ Secret = Annotated[StrictStr, Field(min_length=1)]
 Seconds = Annotated[float, Field(gt=0)]
 StringMap = dict[StrictStr, StrictStr]
 StringOrList = StrictStr | list[StrictStr]
+LabelName = Annotated[StrictStr, Field(pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$")]
 EmailAddress = Annotated[StrictStr, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$")]
 # Scheme and host; ``publishing.target_config`` checks the rest with ``urlsplit``.
 _URL = r"^[hH][tT][tT][pP][sS]?://[^/?#\s]+"
@@ -173,6 +178,19 @@ class TargetSpec(BaseModel):
     url_is_public: StrictBool = Field(
         False, description="Show the URL's path and query (never for slack: its URL is its credential)."
     )
+    group_by: list[LabelName] | None = Field(
+        None,
+        description="Storm grouping: alerts with the same values of these labels arriving within "
+        "group_wait_s go out as one message ([] groups every alert of the target).",
+    )
+    group_wait_s: Seconds | None = Field(
+        None, description="How long a group collects alerts before its message goes (with group_by)."
+    )
+    group_max_alerts: StrictInt | None = Field(
+        None,
+        ge=1,
+        description="At most this many alerts listed in a grouped Slack, Teams, Discord or email message.",
+    )
 
 
 class TargetsDocument(BaseModel):
@@ -219,6 +237,17 @@ def _cross_field_rules() -> list[dict[str, Any]]:
             "then": {"properties": {"url_is_public": {"const": False}}},
         }
     )
+    rules.append(
+        {
+            "if": {
+                "properties": {"type": {"enum": sorted(t.value for t in NO_GROUPING)}},
+                "required": ["type"],
+            },
+            "then": {"not": {"anyOf": [{"required": [k]} for k in GROUP_FIELDS]}},
+        }
+    )
+    rules.append({"dependentRequired": {"group_by": ["group_wait_s"], "group_wait_s": ["group_by"]}})
+    rules.append({"dependentRequired": {"group_max_alerts": ["group_by"]}})
     return rules
 
 

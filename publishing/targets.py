@@ -179,6 +179,23 @@ class RetryOverrides:
         }
 
 
+@dataclass(frozen=True)
+class Grouping:
+    """Storm grouping (docs/design.md (Storm grouping)): alerts with the same values of the
+    ``by`` labels arriving within ``wait_s`` go out as one message, which lists at most
+    ``max_listed`` of them where the format is read by people (``None``: as many as fit)."""
+
+    by: tuple[str, ...]
+    wait_s: float
+    max_listed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"group_by": list(self.by), "group_wait_s": self.wait_s}
+        if self.max_listed is not None:
+            data["group_max_alerts"] = self.max_listed
+        return data
+
+
 @dataclass(frozen=True, repr=False)
 class Target:
     name: str
@@ -209,6 +226,7 @@ class Target:
     fallback: tuple[str, ...] = ()
     fallback_after_s: float = 60.0
     fallback_priorities: frozenset[str] = frozenset({"high"})
+    group: Grouping | None = None
 
     def secrets(self) -> list[str]:
         """Every secret value this target holds (for redaction and leak checks)."""
@@ -261,6 +279,8 @@ class Target:
         }
         if self.resolve_only_if_fired:
             data["resolve_only_if_fired"] = True
+        if self.group is not None:
+            data.update(self.group.to_dict())
         if self.smtp is not None:
             data["smtp"] = self.smtp.to_public_dict()
         if self.template is not None:

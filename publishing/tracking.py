@@ -42,6 +42,9 @@ class JobSnapshot:
     started_at: float | None = None
     completed_at: float | None = None
     delivered_via: str | None = None
+    # The job whose message carried this job's alert, for a grouped target (docs/design.md
+    # (Storm grouping)).
+    carried_by: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -69,6 +72,7 @@ class JobSnapshot:
             started_at=number("started_at"),
             completed_at=number("completed_at"),
             delivered_via=data.get("delivered_via") or None,
+            carried_by=data.get("carried_by") or None,
         )
 
 

@@ -9,7 +9,17 @@ from typing import Any
 
 from publishing.adapters import metrics
 from publishing.adapters.logs import job_context
-from publishing.delivery import Deferred, Delivered, Failed, Outcome, Rerouted, RetryScheduled, Superseded
+from publishing.delivery import (
+    Deferred,
+    Delivered,
+    Failed,
+    Grouped,
+    GroupWait,
+    Outcome,
+    Rerouted,
+    RetryScheduled,
+    Superseded,
+)
 from publishing.dlq import ReplayResult
 from publishing.job import Job
 from publishing.plan import Event, LetterWritten, Plan
@@ -54,6 +64,14 @@ def transitions(job: Job, outcome: Outcome) -> None:
         log.info("target %s takes jobs again: no more fallback", job.target, extra={"target": job.target})
 
 
+# Plans that hold the job back for something other than the target: why, and the countdown.
+_WAITING = {
+    "redis_wait": "job %s: Redis unavailable; trying again in %.0f s",
+    "crash_retry": "job %s: trying again in %.0f s after a crash",
+    "letter_wait": "job %s failed for good but the DLQ is unreachable; writing again in %.0f s",
+}
+
+
 def planned(job: Job, p: Plan, event: Event) -> None:
     error_type = p.tracking.get("error_type")
     extra = context(job, state=p.kind, **({"error_type": error_type.value} if error_type else {}))
@@ -88,19 +106,8 @@ def planned(job: Job, p: Plan, event: Event) -> None:
             job.target,
             extra=extra,
         )
-    elif p.kind == "redis_wait":
-        log.warning(
-            "job %s: Redis unavailable; trying again in %.0f s", job.job_id, p.countdown_s, extra=extra
-        )
-    elif p.kind == "crash_retry":
-        log.warning("job %s: trying again in %.0f s after a crash", job.job_id, p.countdown_s, extra=extra)
-    elif p.kind == "letter_wait":
-        log.warning(
-            "job %s failed for good but the DLQ is unreachable; writing again in %.0f s",
-            job.job_id,
-            p.countdown_s,
-            extra=extra,
-        )
+    elif p.kind in _WAITING:
+        log.warning(_WAITING[p.kind], job.job_id, p.countdown_s, extra=extra)
     elif isinstance(event, LetterWritten) and job.failure is not None:
         error_type_value = str(job.failure.get("error_type"))
         metrics.DLQ_WRITES.labels(job.target, error_type_value).inc()
@@ -131,6 +138,8 @@ def attempt(job: Job, outcome: Outcome, duration_s: float) -> None:
         metrics.DEFERRALS.labels(job.via or target, outcome.reason.value).inc()
         metrics.JOBS_PROCESSED.labels(target, JobState.DEFERRED.value).inc()
         return
+    if isinstance(outcome, Grouped | GroupWait):
+        return  # sent, if at all, by its group's message: counted as the carrier's attempt
     metrics.JOB_DURATION.labels(target, priority).observe(duration_s)
     label = metrics.attempt_label(job.retries + 1)
     if isinstance(outcome, Delivered):

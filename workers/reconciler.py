@@ -1,7 +1,8 @@
 """The reconciler thread of a worker (docs/design.md (Reconciler)): every
 ``PUBLISHING_RECONCILE_INTERVAL_S`` it runs one pass of ``RedisReconciler`` (one pass at a time
 fleet-wide, whichever worker takes the lock), so a job whose message the broker lost is sent
-again and a replay claim whose job never reached the broker is released."""
+again and a replay claim whose job never reached the broker is released. ``start`` also starts
+the mover of parked jobs (``workers.mover``), which runs even with the reconciler off."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import threading
 from publishing.adapters.composition import services_for
 from publishing.adapters.redis.reconcile import RedisReconciler
 from publishing.settings import Settings
+from workers import mover
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,7 @@ def reconciler_for(settings: Settings) -> RedisReconciler:
         services.tracker,
         services.enqueuer,
         services.dead_letters,
+        parking=services.parking,
         prefix=settings.key_prefix,
         grace_s=settings.reconcile_grace_s,
         # A pass that died lets the next one in soon; a long pass (a big backlog to read)
@@ -45,7 +48,9 @@ def _loop(settings: Settings, stop: threading.Event) -> None:
 
 
 def start(settings: Settings) -> threading.Event | None:
-    """Start the thread (a daemon: it dies with the worker); the event stops it."""
+    """Start the thread (a daemon: it dies with the worker), and the mover's of parked jobs,
+    which runs even with the reconciler off; the event stops the reconciler."""
+    mover.start(settings)
     if settings.reconcile_interval_s <= 0:
         return None
     stop = threading.Event()

@@ -3,7 +3,7 @@
 
 Every retry — a backoff, a deferral, a Redis blip, a crash, a DLQ write that must wait — is
 one ``PlannedRetry`` that autoretry hands to ``PublishTask.retry`` with the plan's countdown
-and the next job as the message (docs/design.md (Retries)).
+and the next job as the message, unless the plan parks it in Redis (docs/design.md (Retries)).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from publishing.plan import (
     plan,
 )
 from publishing.routing import PUBLISH_TASK
-from workers import observe
+from workers import mover, observe
 from workers.celery_app import settings_of
 
 log = logging.getLogger(__name__)
@@ -140,6 +140,8 @@ def _carry_out(services: Services, job: Job, event: Event, record: AttemptRecord
     if p.letter is not None:
         return _carry_out(services, p.letter, _write_letter(services, p.letter))
     if p.retry is not None:
+        if p.parked and mover.park(services, p):
+            return p.kind  # acknowledged: the job waits in Redis, not in a worker
         raise PlannedRetry(p)
     if job.replayed_from and isinstance(event, LetterWritten):
         _record_replay(services, job, ReplayResult.FAILED)

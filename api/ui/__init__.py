@@ -12,19 +12,17 @@ import logging
 import os
 from collections.abc import Mapping
 
-import kombu.exceptions
-import redis
 from flask import Flask, render_template
-from flask.typing import ResponseReturnValue
+from flask.typing import ErrorHandlerCallable, ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
 from api import auth, request_guard, services
-from api.errors import ApiError
+from api.errors import ApiError, register_error_handlers
 from api.ui import dead_letters, jobs, overview, signin, targets  # noqa: F401  (their routes)
 from api.ui import session as console_session
 from api.ui.blueprint import bp
-from publishing.errors import DatabaseUnavailableError, NotFoundError, UnknownTargetError
+from publishing.errors import NotFoundError, UnknownTargetError
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +60,14 @@ def _unexpected(exc: Exception) -> ResponseReturnValue:
     return _page(500, "Internal error", "An unexpected error occurred; it has been logged.")
 
 
+_PAGES: dict[type[Exception], ErrorHandlerCallable] = {
+    HTTPException: _http_error,
+    ApiError: _refused,
+    NotFoundError: _not_found,
+    UnknownTargetError: _not_found,
+}
+
+
 def create_console(api: Flask, environ: Mapping[str, str] = os.environ) -> Flask:
     """The console over ``api``'s services and tokens (``api`` is fully configured)."""
     settings = api.config["PUBLISHING_SETTINGS"]
@@ -74,14 +80,9 @@ def create_console(api: Flask, environ: Mapping[str, str] = os.environ) -> Flask
     console.extensions[overview.WORKERS] = overview.WorkerSightings()
     console_session.configure(console, console_session.console_secret(settings, environ))
     request_guard.init_app(console)
-    console.register_error_handler(HTTPException, _http_error)
-    console.register_error_handler(ApiError, _refused)
-    console.register_error_handler(NotFoundError, _not_found)
-    console.register_error_handler(UnknownTargetError, _not_found)
-    console.register_error_handler(DatabaseUnavailableError, _database_down)
-    console.register_error_handler(redis.RedisError, _redis_down)
-    console.register_error_handler(kombu.exceptions.OperationalError, _redis_down)
-    console.register_error_handler(Exception, _unexpected)
+    register_error_handlers(
+        console, _PAGES, database_down=_database_down, redis_down=_redis_down, unexpected=_unexpected
+    )
     console.register_blueprint(bp)
     return console
 

@@ -28,12 +28,13 @@ def start_reference_worker(
     queues: str = "high,medium,low",
     name: str = "reference",
     extra_env: dict[str, str] | None = None,
+    pool: str = "prefork",
 ) -> Proc:
     return env.supervisor.start(
         f"worker-{name}",
         [
             sys.executable, "-m", "celery", "-A", "bench.reference_app", "worker", "-Q", queues,
-            "-c", str(concurrency), "-P", "prefork", "-n", f"{name}@%h",
+            "-c", str(concurrency), "-P", pool, "-n", f"{name}@%h",
             "--without-gossip", "--without-mingle", "--loglevel", "INFO",
         ],
         env={"BENCH_BROKER_URL": env.redis.url, "BENCH_CELERY_PROFILE": profile, **(extra_env or {})},

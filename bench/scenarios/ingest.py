@@ -23,7 +23,7 @@ NAME = "ingest"
 ALERTS_PER_REQUEST = 100
 CLIENTS = 4
 API_WORKERS = 4
-GOAL_RATIO = 1.5
+GOAL_RATIO = 2.5
 
 
 def _plain(env: Env, count: int) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from bench.traffic import job_priorities, paced
 NAME = "load"
 ALERTS_PER_REQUEST = 10
 REQUESTS_PER_S = 10.0
-GOAL_P50_MS = 7.0
-GOAL_P99_MS = 15.0
+GOAL_P50_MS = 5.0
+GOAL_P99_MS = 12.0
 DRAIN_TIMEOUT_S = 120.0
 # The reference run beside it is shorter: its latency distribution settles within seconds.
 REFERENCE_ALERTS = 3000

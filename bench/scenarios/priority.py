@@ -29,7 +29,7 @@ from bench.traffic import concurrent, job_priorities, paced
 NAME = "priority"
 HIGH_PER_S = 10.0
 HIGH_POOL = 2
-GOAL_P99_MS = 25.0
+GOAL_P99_MS = 15.0
 SPEC_P99_MS = 100.0
 # The low backlog outlasts the high phase by this long at the slow target's pace (1 job a
 # second a slot), so every slot stays busy throughout.

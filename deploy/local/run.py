@@ -275,8 +275,8 @@ def _run(
     celery = [sys.executable, "-m", "celery", "-A", "workers.main"]
     processes = {
         "api": [sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "2"],
-        "worker-high": [*celery, "worker", "-Q", "high", "-c", "2", "-n", "high@%h", "--without-gossip"],
-        "worker": [*celery, "worker", "-Q", "high,medium,low", "-c", "4", "-n", "general@%h", "--without-gossip"],
+        "worker-high": [*celery, "worker", "-Q", "high", "-P", "gevent", "-c", "50", "-n", "high@%h", "--without-gossip"],
+        "worker": [*celery, "worker", "-Q", "high,medium,low", "-P", "gevent", "-c", "100", "-n", "general@%h", "--without-gossip"],
         "flower": [*celery, "flower", f"--port={flower_port}", "--address=127.0.0.1", "--max_tasks=10000"],
     }  # fmt: skip
     flower_env: dict[str, str] = {}

@@ -4,13 +4,19 @@ name (so nothing that sends imports a task module), with the transport options e
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
+import os
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
 from celery import Celery
+from celery.utils.nodenames import anon_nodename
+from celery.utils.time import utcoffset
 from kombu import Exchange, Queue
 
 from publishing.adapters.redis.client import is_sentinel
@@ -25,6 +31,8 @@ log = logging.getLogger(__name__)
 # A send that fails on a broker blip is tried again this way before the caller hears of it.
 SEND_RETRY_POLICY = {"max_retries": 3, "interval_start": 0.1, "interval_step": 0.2, "interval_max": 1}
 PING_TIMEOUT_S = 0.5
+# Celery's event exchange: Flower and ``celery events`` listen on it.
+EVENT_EXCHANGE = "celeryev"
 
 
 def broker_transport_options(settings: Settings) -> dict[str, Any]:
@@ -83,6 +91,7 @@ class CeleryEnqueuer:
 
     def __init__(self, app: Celery) -> None:
         self._app = app
+        self._origin = ("", 0)
 
     def enqueue(self, job: Job) -> None:
         queue = queue_for(job.priority)
@@ -95,10 +104,145 @@ class CeleryEnqueuer:
             # Flower and the worker logs show this instead of the whole alert: cheaper to build,
             # smaller on the wire, and enough to find the job.
             argsrepr="()",
-            kwargsrepr=f"{{job {job.job_id} to {job.target}, {job.priority.value}}}",
+            kwargsrepr=_kwargsrepr(job),
             retry=True,
             retry_policy=SEND_RETRY_POLICY,
         )
+
+    def enqueue_many(self, jobs: Sequence[Job]) -> None:
+        """Every job of a request in one Redis transaction: one LPUSH a queue, high first, then
+        the jobs' task-sent events. A line lost before EXEC runs none of it; a reply lost after
+        it, or a command Redis refuses inside it, leaves some or all of it done. Either way the
+        error propagates and the caller must treat every job as possibly sent (docs/design.md
+        (Reconciler))."""
+        if not jobs:
+            return
+        origin = self._origin_name()
+        by_queue: dict[str, list[str]] = {queue: [] for queue in QUEUES}
+        for job in jobs:
+            by_queue[queue_for(job.priority)].append(_task_envelope(job, origin))
+        events = self._app.conf.task_send_sent_event
+        with self._app.pool.acquire(block=True) as connection:
+            channel = connection.default_channel
+            with channel.client.pipeline(transaction=True) as pipe:
+                # QUEUES is high, medium, low; within a queue LPUSH keeps the request's order
+                # for BRPOP, which takes from the other end.
+                for queue, messages in by_queue.items():
+                    if messages:
+                        pipe.lpush(queue, *messages)
+                if events:
+                    (topic,) = channel._get_publish_topics(EVENT_EXCHANGE, "task.sent")
+                    for job in jobs:
+                        pipe.publish(topic, _sent_event(job, origin, self._app.clock.forward()))
+                pipe.execute()
+
+    def _origin_name(self) -> str:
+        # What Celery puts in a message's ``origin``: this process, named once per pid (the API
+        # forks its workers after the app is built).
+        name, pid = self._origin
+        if pid != os.getpid():
+            self._origin = name, pid = anon_nodename(), os.getpid()
+        return name
+
+
+def _kwargsrepr(job: Job) -> str:
+    return f"{{job {job.job_id} to {job.target}, {job.priority.value}}}"
+
+
+def _encode(payload: Any) -> str:
+    return base64.b64encode(json.dumps(payload).encode()).decode()
+
+
+def _task_envelope(job: Job, origin: str) -> str:
+    """The message ``send_task`` would put on the queue (Celery's task protocol 2 in kombu's
+    Redis envelope), built directly: a request's jobs then cost one JSON encoding each instead
+    of a trip through kombu's producer."""
+    queue = queue_for(job.priority)
+    kwargsrepr = _kwargsrepr(job)
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": PUBLISH_TASK,
+        "id": job.job_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": job.job_id,
+        "parent_id": None,
+        "argsrepr": "()",
+        "kwargsrepr": kwargsrepr,
+        "origin": origin,
+        "ignore_result": None,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    body = [
+        [],
+        {"message": job.to_message()},
+        {"callbacks": None, "errbacks": None, "chain": None, "chord": None},
+    ]
+    return json.dumps(
+        {
+            "body": _encode(body),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": {
+                "correlation_id": job.job_id,
+                "argsrepr": "()",
+                "kwargsrepr": kwargsrepr,
+                "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
+
+
+def _sent_event(job: Job, origin: str, clock: int) -> str:
+    """The ``task-sent`` event Celery's producer would publish for the job (Flower shows it)."""
+    queue = queue_for(job.priority)
+    event = {
+        "hostname": origin,
+        "utcoffset": utcoffset(),
+        "pid": os.getpid(),
+        "clock": clock,
+        "uuid": job.job_id,
+        "root_id": job.job_id,
+        "parent_id": None,
+        "name": PUBLISH_TASK,
+        "args": "()",
+        "kwargs": _kwargsrepr(job),
+        "retries": 0,
+        "eta": None,
+        "expires": None,
+        "queue": queue,
+        "exchange": "",
+        "routing_key": queue,
+        "timestamp": time.time(),
+        "type": "task-sent",
+    }
+    return json.dumps(
+        {
+            "body": _encode(event),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {"hostname": origin},
+            "properties": {
+                "delivery_mode": 1,
+                "delivery_info": {"exchange": EVENT_EXCHANGE, "routing_key": "task.sent"},
+                "priority": 0,
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+    )
 
 
 def send_replay_page(app: Celery, run_id: str, page: int, countdown: float | None = None) -> None:

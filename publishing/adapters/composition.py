@@ -20,11 +20,13 @@ from publishing.adapters.http import HttpPublisher, http_session
 from publishing.adapters.publishers import RoutingPublisher
 from publishing.adapters.readiness import DependencyReadiness
 from publishing.adapters.redis.attempts import RedisAttemptLog, RedisEventMarks, RedisHistoryQueue
-from publishing.adapters.redis.breaker import RedisBreakerStore
+from publishing.adapters.redis.breaker import RedisBreakerStore, RedisGatedAdmission
 from publishing.adapters.redis.client import redis_client
 from publishing.adapters.redis.dedup import RedisDeduplicator
+from publishing.adapters.redis.grouping import RedisGroupStore
 from publishing.adapters.redis.health import RedisTargetHealth
 from publishing.adapters.redis.ordering import RedisOrderGate
+from publishing.adapters.redis.parking import RedisParkingLot
 from publishing.adapters.redis.replay_runs import RedisReplayRunStore
 from publishing.adapters.redis.tracking import RedisJobTracker
 from publishing.adapters.smtp import SmtpPublisher
@@ -67,6 +69,7 @@ class Services:
     history_queue: RedisHistoryQueue
     event_marks: RedisEventMarks
     events: EventSender
+    parking: RedisParkingLot
 
 
 def build_services(settings: Settings, celery: Celery | None = None) -> Services:
@@ -124,6 +127,15 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
             ),
             breakers,
             order_gate=order_gate,
+            admission=RedisGatedAdmission(client, order_gate, breakers),
+            groups=RedisGroupStore(
+                client,
+                prefix,
+                tracker,
+                history_queue if settings.history_enabled else None,
+                ttl_s=settings.tracking_ttl_s,
+            ),
+            requeue=enqueuer,
             retry_policy=policy,
             breaker_config=settings.breaker,
             default_timeout_s=settings.http_timeout_s,
@@ -144,6 +156,7 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         history_queue=history_queue,
         event_marks=event_marks,
         events=EventSender(EventsConfigFile(settings.targets_path), registry, submitter, event_marks),
+        parking=RedisParkingLot(client, prefix),
     )
 
 

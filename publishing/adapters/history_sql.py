@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -18,13 +19,20 @@ from sqlalchemy.engine import Connection, Engine, RowMapping
 
 from publishing.adapters.sql import (
     JSON,
+    Converters,
     UtcDateTime,
     _is_unreachable,
     _jsonable,
     _Refused,
     _storable,
+    column_names,
+    converted,
+    from_row,
+    matching,
     metadata,
+    nullable,
     transaction,
+    within,
 )
 from publishing.classification import ErrorType
 from publishing.errors import DatabaseUnavailableError
@@ -98,43 +106,29 @@ def _insert_attempts(conn: Connection) -> Any:
     return statement.returning(publishing_history.c.id)
 
 
+# The fields an AttemptRecord holds in another type than its column: (into the column, out of
+# it). The other fields are stored as they are.
+_CONVERTERS: dict[str, tuple[Callable[[Any], Any], Callable[[Any], Any]]] = {
+    "id": (uuid.UUID, str),
+    "result": (attrgetter("value"), AttemptResult),
+    "error_type": (nullable(attrgetter("value")), nullable(ErrorType)),
+    "priority": (attrgetter("value"), Priority),
+}
+_ENCODERS: Converters = {name: encode for name, (encode, _) in _CONVERTERS.items()}
+_DECODERS: Converters = {name: decode for name, (_, decode) in _CONVERTERS.items()}
+
+
 def _fast_row(record: AttemptRecord) -> dict[str, Any]:
     """The row as the record has it: what the database refuses sends the batch to ``_row``."""
-    return {
-        "id": uuid.UUID(record.id),
-        "job_id": record.job_id,
-        "target": record.target,
-        "via": record.via,
-        "attempt": record.attempt,
-        "attempted_at": record.attempted_at,
-        "result": record.result.value,
-        "status_code": record.status_code,
-        "duration_s": record.duration_s,
-        "error_type": record.error_type.value if record.error_type else None,
-        "excerpt": record.excerpt,
-        "fingerprint": record.fingerprint,
-        "alert_name": record.alert_name,
-        "priority": record.priority.value,
-    }
+    return converted({name: getattr(record, name) for name in column_names(publishing_history)}, _ENCODERS)
 
 
 def _row(record: AttemptRecord) -> dict[str, Any]:
-    return {
-        "id": uuid.UUID(record.id),
-        "job_id": _storable(record.job_id),
-        "target": _storable(record.target),
-        "via": _storable(record.via) if record.via else None,
-        "attempt": record.attempt,
-        "attempted_at": record.attempted_at,
-        "result": record.result.value,
-        "status_code": record.status_code,
-        "duration_s": record.duration_s,
-        "error_type": record.error_type.value if record.error_type else None,
-        "excerpt": _storable(record.excerpt) if record.excerpt else None,
-        "fingerprint": _storable(record.fingerprint),
-        "alert_name": _storable(record.alert_name),
-        "priority": record.priority.value,
-    }
+    """The row with every text made storable; an empty via or excerpt is stored as NULL."""
+    row = {name: _storable(v) if isinstance(v, str) else v for name, v in _fast_row(record).items()}
+    row["via"] = row["via"] or None
+    row["excerpt"] = row["excerpt"] or None
+    return row
 
 
 def _alert(record: AttemptRecord) -> Any:
@@ -146,39 +140,14 @@ def _alert(record: AttemptRecord) -> Any:
 
 
 def _record(row: RowMapping, alert: Any = None) -> AttemptRecord:
-    return AttemptRecord(
-        id=str(row["id"]),
-        job_id=row["job_id"],
-        target=row["target"],
-        via=row["via"],
-        attempt=row["attempt"],
-        attempted_at=row["attempted_at"],
-        result=AttemptResult(row["result"]),
-        status_code=row["status_code"],
-        duration_s=row["duration_s"],
-        error_type=ErrorType(row["error_type"]) if row["error_type"] else None,
-        excerpt=row["excerpt"],
-        fingerprint=row["fingerprint"],
-        alert_name=row["alert_name"],
-        priority=Priority(row["priority"]),
-        alert=alert,
-    )
+    return from_row(AttemptRecord, row, publishing_history, _DECODERS, alert=alert)
 
 
 def _where(query: HistoryQuery) -> list[sa.ColumnElement[bool]]:
-    c = publishing_history.c
-    clauses: list[sa.ColumnElement[bool]] = []
-    if query.fingerprint is not None:
-        clauses.append(c.fingerprint == query.fingerprint)
-    if query.alert_name is not None:
-        clauses.append(c.alert_name == query.alert_name)
-    if query.target is not None:
-        clauses.append(c.target == query.target)
-    if query.since is not None:
-        clauses.append(c.attempted_at >= query.since)
-    if query.until is not None:
-        clauses.append(c.attempted_at < query.until)
-    return clauses
+    clauses = matching(
+        publishing_history, fingerprint=query.fingerprint, alert_name=query.alert_name, target=query.target
+    )
+    return clauses + within(publishing_history.c.attempted_at, query.since, query.until)
 
 
 class SqlHistoryRepository:

@@ -1,3 +1,4 @@
+# Over 300 lines: one attempt over HTTP, from payload and auth to the bounded read and the classified error, read in one place.
 """Delivery of one job over HTTP (docs/design.md (Targets and payloads); docs/design.md (Errors, Retries)): build the payload, POST it with the target's
 authentication and the job's idempotency headers, and turn every failure into a classified,
 redacted ``PublishError``."""
@@ -13,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from http.cookiejar import DefaultCookiePolicy
 from importlib import metadata
 from typing import Any
 
@@ -21,6 +23,7 @@ import urllib3
 from requests.auth import HTTPBasicAuth
 from requests.structures import CaseInsensitiveDict
 
+from publishing.adapters.capacity import job_slots
 from publishing.adapters.http_deadline import DeadlineAdapter, attempt_deadline
 from publishing.alert import EnrichedAlert
 from publishing.classification import ErrorType, ExceptionTable, classify, classify_status
@@ -56,6 +59,8 @@ _ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
     ErrorType.UNKNOWN: UnknownPublishError,
 }
 _SECRET_PREFIX = "whsec_"
+# Refuses every cookie a target sets.
+_NO_COOKIES = DefaultCookiePolicy(allowed_domains=[])
 # requests' own exceptions, subclasses before their bases (SSLError and ConnectTimeout are
 # ConnectionErrors; InvalidURL is a ValueError).
 REQUESTS_TABLE: ExceptionTable = (
@@ -288,11 +293,25 @@ def _version() -> str:
         return "0"
 
 
+# Connections kept alive to one target: this many, or one a job slot of an I/O pool worker.
+POOL_MAXSIZE_MIN = 32
+
+
+class _SlotSizedAdapter(DeadlineAdapter):
+    """Sizes a target's pool at its first request, once the worker knows its job slots."""
+
+    def get_connection_with_tls_context(self, *args: Any, **kwargs: Any) -> Any:
+        self.poolmanager.connection_pool_kw["maxsize"] = max(POOL_MAXSIZE_MIN, job_slots() or 0)
+        return super().get_connection_with_tls_context(*args, **kwargs)
+
+
 def http_session() -> requests.Session:
+    """One session for every job of the process, shared by an I/O pool's greenlets or threads:
+    urllib3's pools are safe so, and no cookie jar carries one job's state to the next."""
     session = requests.Session()
-    # Keep connections to each target alive across jobs; never retry inside requests: a
-    # retry is a Celery retry with our countdown.
-    adapter = DeadlineAdapter(pool_connections=32, pool_maxsize=32, max_retries=0)
+    session.cookies.set_policy(_NO_COOKIES)
+    # Keep connections alive across jobs; never retry inside requests (a retry is Celery's).
+    adapter = _SlotSizedAdapter(pool_connections=32, pool_maxsize=POOL_MAXSIZE_MIN, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session

@@ -3,14 +3,17 @@ in. A socket timeout bounds each wait for bytes, so a target sending a header by
 seconds would keep an attempt going for ever: a watchdog shuts the connection's socket down
 when the attempt's deadline passes, and the attempt ends as a timeout.
 
-The connections of ``deadline_adapter()`` arm the watchdog of the attempt running on their
-thread (``attempt_deadline``) while they wait for the answer head; the body is read against
-the same deadline by the publisher itself.
+The connections of ``deadline_adapter()`` arm the watchdog of the attempt running in their
+context (``attempt_deadline``) while they wait for the answer head; the body is read against
+the same deadline by the publisher itself. The attempt is a context variable, not a
+thread-local: each thread and each greenlet of an I/O pool has its own, whether or not
+gevent patched ``threading`` before this module was imported.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import socket
 import threading
 import time
@@ -22,11 +25,9 @@ from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-_attempt = threading.local()
-
 
 class Watch:
-    """The deadline of the attempt running on this thread; ``fired`` once it cut a socket."""
+    """The deadline of the attempt running in this context; ``fired`` once it cut a socket."""
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
@@ -47,15 +48,18 @@ class Watch:
             sock.shutdown(socket.SHUT_RDWR)
 
 
+_attempt: contextvars.ContextVar[Watch | None] = contextvars.ContextVar("attempt", default=None)
+
+
 @contextmanager
 def attempt_deadline(deadline: float) -> Iterator[Watch]:
     """``deadline`` is on ``time.monotonic``'s clock."""
     watch = Watch(deadline)
-    _attempt.watch = watch
+    token = _attempt.set(watch)
     try:
         yield watch
     finally:
-        _attempt.watch = None
+        _attempt.reset(token)
 
 
 class _WatchedHead:
@@ -64,7 +68,7 @@ class _WatchedHead:
     sock: socket.socket | None
 
     def getresponse(self, *args: Any, **kwargs: Any) -> Any:
-        watch: Watch | None = getattr(_attempt, "watch", None)
+        watch = _attempt.get()
         timer = watch.arm(self.sock) if watch is not None else None
         try:
             return super().getresponse(*args, **kwargs)  # type: ignore[misc]

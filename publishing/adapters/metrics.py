@@ -37,6 +37,17 @@ log = logging.getLogger(__name__)
 NS = "alert_history_publishing"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 
+
+def _latency(name: str, documentation: str, labels: list[str]) -> Histogram:
+    """A histogram of seconds; all share ``LATENCY_BUCKETS``, so one dashboard reads them alike."""
+    return Histogram(f"{NS}_{name}", documentation, labels, buckets=LATENCY_BUCKETS)
+
+
+def _last_seen(name: str, documentation: str) -> Gauge:
+    """A per-target timestamp; the fleet's newest wins across worker processes."""
+    return Gauge(f"{NS}_{name}", documentation, ["target"], multiprocess_mode="max")
+
+
 # --- the original's metrics, observed in the worker or the API ---
 QUEUE_SUBMISSIONS = Counter(
     f"{NS}_queue_submissions_total", "Jobs submitted, by priority and result", ["priority", "result"]
@@ -44,26 +55,13 @@ QUEUE_SUBMISSIONS = Counter(
 JOBS_PROCESSED = Counter(
     f"{NS}_jobs_processed_total", "Attempt outcomes by target and resulting state", ["target", "state"]
 )
-JOB_DURATION = Histogram(
-    f"{NS}_job_duration_seconds",
-    "Duration of one delivery attempt",
-    ["target", "priority"],
-    buckets=LATENCY_BUCKETS,
-)
-JOB_WAIT = Histogram(
-    f"{NS}_job_wait_time_seconds",
-    "Time from submission to the first attempt",
-    ["priority"],
-    buckets=LATENCY_BUCKETS,
-)
+JOB_DURATION = _latency("job_duration_seconds", "Duration of one delivery attempt", ["target", "priority"])
+JOB_WAIT = _latency("job_wait_time_seconds", "Time from submission to the first attempt", ["priority"])
 RETRY_ATTEMPTS = Counter(f"{NS}_retry_attempts_total", "Retries scheduled", ["target", "error_type"])
 WORKERS_ACTIVE = Gauge(f"{NS}_workers_active", "Worker processes running a job", multiprocess_mode="livesum")
 WORKERS_IDLE = Gauge(f"{NS}_workers_idle", "Worker processes waiting for a job", multiprocess_mode="livesum")
-WORKER_PROCESSING = Histogram(
-    f"{NS}_worker_processing_duration_seconds",
-    "Task run time by worker node",
-    ["worker_id"],
-    buckets=LATENCY_BUCKETS,
+WORKER_PROCESSING = _latency(
+    "worker_processing_duration_seconds", "Task run time by worker node", ["worker_id"]
 )
 DLQ_WRITES = Counter(f"{NS}_dlq_writes_total", "Rows written to the DLQ", ["target", "error_type"])
 DLQ_REPLAYS = Counter(f"{NS}_dlq_replays_total", "DLQ replays by outcome", ["target", "result"])
@@ -74,29 +72,16 @@ ATTEMPTS = Counter(
     "Delivery attempts by attempt number and outcome",
     ["target", "attempt", "outcome"],
 )
-END_TO_END = Histogram(
-    f"{NS}_end_to_end_latency_seconds",
-    "From receipt by the API to delivery",
-    ["priority", "target"],
-    buckets=LATENCY_BUCKETS,
+END_TO_END = _latency(
+    "end_to_end_latency_seconds", "From receipt by the API to delivery", ["priority", "target"]
 )
 DEFERRALS = Counter(
     f"{NS}_deferrals_total",
     "Attempts not made now: open breaker, busy probe slot, rate limit, pause, ordering",
     ["target", "reason"],
 )
-LAST_SUCCESS = Gauge(
-    f"{NS}_target_last_success_timestamp_seconds",
-    "When a target last took a job",
-    ["target"],
-    multiprocess_mode="max",
-)
-LAST_FAILURE = Gauge(
-    f"{NS}_target_last_failure_timestamp_seconds",
-    "When an attempt to a target last failed",
-    ["target"],
-    multiprocess_mode="max",
-)
+LAST_SUCCESS = _last_seen("target_last_success_timestamp_seconds", "When a target last took a job")
+LAST_FAILURE = _last_seen("target_last_failure_timestamp_seconds", "When an attempt to a target last failed")
 FALLBACKS = Counter(f"{NS}_fallback_reroutes_total", "Jobs sent to a fallback target", ["target", "via"])
 DEDUP_HITS = Counter(f"{NS}_dedup_hits_total", "Submissions answered with an existing job", ["target"])
 UNROUTED = Counter(f"{NS}_unrouted_alerts_total", "Alerts that no target's filter matched")

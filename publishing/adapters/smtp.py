@@ -14,13 +14,11 @@ from email.utils import formatdate
 from typing import Any
 
 from publishing.alert import EnrichedAlert
-from publishing.classification import ErrorType, ExceptionTable, classify, classify_smtp_reply
+from publishing.classification import ERROR_CLASSES, ErrorType, ExceptionTable, classify, classify_smtp_reply
 from publishing.delivery import Receipt
 from publishing.errors import (
     PermanentPublishError,
     PublishError,
-    TransientPublishError,
-    UnknownPublishError,
 )
 from publishing.formatters import format_payload
 from publishing.targets import SmtpConfig, Target
@@ -30,20 +28,13 @@ log = logging.getLogger(__name__)
 MESSAGE_MAX_CHARS = 600
 # The reply a relay gives an accepted message.
 SMTP_OK = 250
-_ERROR_CLASSES: dict[ErrorType, type[PublishError]] = {
-    ErrorType.TRANSIENT: TransientPublishError,
-    ErrorType.PERMANENT: PermanentPublishError,
-    ErrorType.UNKNOWN: UnknownPublishError,
-}
 # smtplib's exceptions that carry no reply code, subclasses before their bases. A relay that
 # cannot STARTTLS or log in will not learn to: permanent, as is a certificate we do not trust.
 SMTP_TABLE: ExceptionTable = (
     (smtplib.SMTPNotSupportedError, ErrorType.PERMANENT),
-    (smtplib.SMTPServerDisconnected, ErrorType.TRANSIENT),
-    (smtplib.SMTPConnectError, ErrorType.TRANSIENT),
+    ((smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError), ErrorType.TRANSIENT),
     (ssl.SSLCertVerificationError, ErrorType.PERMANENT),
-    (ssl.SSLError, ErrorType.TRANSIENT),
-    (OSError, ErrorType.TRANSIENT),
+    ((ssl.SSLError, OSError), ErrorType.TRANSIENT),
 )
 
 SmtpFactory = Callable[..., smtplib.SMTP]
@@ -123,7 +114,7 @@ def build_message(config: SmtpConfig, payload: dict[str, Any], job_id: str, now:
 
 
 def _send_failed(target: Target, exc: BaseException) -> PublishError:
-    error_class = _ERROR_CLASSES[classify_smtp_error(exc)]
+    error_class = ERROR_CLASSES[classify_smtp_error(exc)]
     detail = f"{type(exc).__name__}: {exc}"
     message = target.redact(f"mail via target {target.name!r} failed: {detail}")[:MESSAGE_MAX_CHARS]
     log.info("delivery to target %s failed: %s", target.name, message)

@@ -6,15 +6,16 @@ database answers it will not take is stored in a reduced form instead, so it is 
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -38,6 +39,10 @@ from publishing.priority import Priority
 from publishing.settings import normalise_database_url
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# Per column, how a value changes type on its way between a record and its row.
+Converters = Mapping[str, Callable[[Any], Any]]
 
 TABLE_NAME = "publishing_dlq"
 # PostgreSQL answers a refused or unroutable host within this many seconds instead of the
@@ -318,52 +323,77 @@ def _finite_or_refused(value: Any) -> None:
             pending.extend(item)
 
 
-def _letter(row: RowMapping) -> DeadLetter:
-    def optional_id(value: uuid.UUID | None) -> str | None:
-        return str(value) if value is not None else None
+def nullable(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``convert`` for a nullable column: None (or an empty value) stays None."""
+    return lambda value: convert(value) if value else None
 
-    return DeadLetter(
-        id=str(row["id"]),
-        job_id=str(row["job_id"]),
-        fingerprint=row["fingerprint"],
-        target_name=row["target_name"],
-        target_type=row["target_type"],
-        enriched_alert=row["enriched_alert"],
-        target_config=row["target_config"],
-        error_message=row["error_message"],
-        error_type=ErrorType(row["error_type"]),
-        retry_count=row["retry_count"],
-        priority=Priority(row["priority"]),
-        failed_at=row["failed_at"],
-        last_retry_at=row["last_retry_at"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        replayed=bool(row["replayed"]),
-        replayed_at=row["replayed_at"],
-        replay_result=ReplayResult(row["replay_result"]) if row["replay_result"] else None,
-        replay_job_id=optional_id(row["replay_job_id"]),
-        replayed_from=optional_id(row["replayed_from"]),
-        delivered_via=row["delivered_via"],
-    )
+
+@functools.cache
+def column_names(table: sa.Table) -> tuple[str, ...]:
+    return tuple(column.name for column in table.columns)
+
+
+def converted(values: dict[str, Any], converters: Converters) -> dict[str, Any]:
+    """``values``, each one named in ``converters`` passed through its function (in place: a
+    batch of rows is converted on the worker's hot path)."""
+    for name, convert in converters.items():
+        values[name] = convert(values[name])
+    return values
+
+
+def from_row(
+    record: Callable[..., T], row: RowMapping, table: sa.Table, decode: Converters, **extra: Any
+) -> T:
+    """``record`` built from ``row``, one keyword a column of ``table`` (the tables name their
+    columns as the records name their fields); a column in ``decode`` goes through its function."""
+    values = converted({name: row[name] for name in column_names(table)}, decode)
+    return record(**values, **extra)
+
+
+# What a DLQ row holds that DeadLetter keeps in another type; the other columns are as stored.
+_LETTER_DECODERS: Converters = {
+    "id": str,
+    "job_id": str,
+    "error_type": ErrorType,
+    "priority": Priority,
+    "replayed": bool,
+    "replay_result": nullable(ReplayResult),
+    "replay_job_id": nullable(str),
+    "replayed_from": nullable(str),
+}
+
+
+def _letter(row: RowMapping) -> DeadLetter:
+    return from_row(DeadLetter, row, publishing_dlq, _LETTER_DECODERS)
+
+
+def matching(table: sa.Table, **values: Any) -> list[sa.ColumnElement[bool]]:
+    """``column == value`` for each column given a value; None asks for no condition."""
+    return [table.c[name] == value for name, value in values.items() if value is not None]
+
+
+def within(column: sa.ColumnElement[Any], start: Any, end: Any) -> list[sa.ColumnElement[bool]]:
+    """Half-open bounds, ``start`` <= column < ``end``, so consecutive windows never share a
+    row; a None bound is open."""
+    bounds: list[sa.ColumnElement[bool]] = []
+    if start is not None:
+        bounds.append(column >= start)
+    if end is not None:
+        bounds.append(column < end)
+    return bounds
 
 
 def _where(query: DLQFilter) -> list[sa.ColumnElement[bool]]:
-    """Failed-at bounds are half-open: ``failed_after`` <= failed_at < ``failed_before``."""
     c = publishing_dlq.c
-    clauses: list[sa.ColumnElement[bool]] = []
-    if query.target is not None:
-        clauses.append(c.target_name == query.target)
-    if query.error_type is not None:
-        clauses.append(c.error_type == query.error_type.value)
-    if query.priority is not None:
-        clauses.append(c.priority == query.priority.value)
+    clauses = matching(
+        publishing_dlq,
+        target_name=query.target,
+        error_type=query.error_type.value if query.error_type else None,
+        priority=query.priority.value if query.priority else None,
+    )
     if query.replayed is not None:
         clauses.append(c.replayed == (sa.true() if query.replayed else sa.false()))
-    if query.failed_after is not None:
-        clauses.append(c.failed_at >= query.failed_after)
-    if query.failed_before is not None:
-        clauses.append(c.failed_at < query.failed_before)
-    return clauses
+    return clauses + within(c.failed_at, query.failed_after, query.failed_before)
 
 
 def _is_unreachable(exc: BaseException) -> bool:

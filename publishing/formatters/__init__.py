@@ -23,6 +23,7 @@ from publishing.formatters import (
     webhook,
 )
 from publishing.formatters.text import clip
+from publishing.grouping import AlertGroup
 from publishing.targets import Target, TargetFormat
 from publishing.templates import Rendered, render
 
@@ -38,6 +39,17 @@ FORMATTERS: Mapping[TargetFormat, Formatter] = {
     TargetFormat.OPSGENIE: opsgenie.build,
     TargetFormat.EMAIL: email.build,
     TargetFormat.DISCORD: discord.build,
+}
+GroupFormatter = Callable[[Target, AlertGroup, str], dict[str, Any]]
+# The formats that carry a storm group in one message (docs/design.md (Storm grouping)); the
+# others' targets are refused grouping when their file loads.
+GROUP_FORMATTERS: Mapping[TargetFormat, GroupFormatter] = {
+    TargetFormat.SLACK: slack.build_group,
+    TargetFormat.WEBHOOK: webhook.build_group,
+    TargetFormat.ALERTMANAGER: alertmanager.build_group,
+    TargetFormat.MSTEAMS: msteams.build_group,
+    TargetFormat.EMAIL: email.build_group,
+    TargetFormat.DISCORD: discord.build_group,
 }
 # Formats whose request goes somewhere other than the target's URL (Opsgenie closes by alias).
 REQUEST_URLS: Mapping[TargetFormat, Callable[[Target, EnrichedAlert], str]] = {
@@ -87,6 +99,9 @@ def request_url(target: Target, enriched: EnrichedAlert) -> str:
 def format_payload(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
     """The JSON-ready body for one alert to one target, or ``PermanentPublishError``."""
     try:
+        if isinstance(enriched, AlertGroup) and len(enriched.members) > 1:
+            # A group's templates are not rendered: they are written for one alert.
+            return GROUP_FORMATTERS[target.format](target, enriched, job_id)
         payload = FORMATTERS[target.format](target, enriched, job_id)
         overlay = TEMPLATED.get(target.format)
         if overlay is not None and target.template is not None:

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
-from publishing.formatters.text import clip
+from publishing.formatters.text import alert_line, clip, counts, group_title, listing_cap
+from publishing.grouping import AlertGroup
 from publishing.targets import Target
 from publishing.templates import title_and_text
 
@@ -65,3 +66,32 @@ def _field(name: str, value: str) -> dict[str, Any]:
         "value": clip(value, FIELD_VALUE_MAX_CHARS) or "-",
         "inline": True,
     }
+
+
+def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any]:
+    """Many alerts in one embed: the counts as its title, one line an alert (firing first)
+    in its description up to ``group_max_alerts`` or Discord's 4,096 characters, then "+k more"."""
+    alerts = group.members
+    firing, _ = counts(alerts)
+    title = group_title(alerts, group.group_labels)
+    severities = [(a.severity or "").lower() for a in alerts if a.alert.status is AlertStatus.FIRING]
+    colour = next(
+        (COLOURS[s] for s in ("critical", "error", "warning", "info") if s in severities), RESOLVED_COLOUR
+    )
+    cap = listing_cap(target.group.max_listed if target.group else None, len(alerts))
+    lines: list[str] = []
+    # Room kept for the "+k more" line.
+    room = DESCRIPTION_MAX_CHARS - 20
+    for a in alerts[:cap]:
+        line = clip(alert_line(a), FIELD_VALUE_MAX_CHARS)
+        if sum(len(x) + 1 for x in lines) + len(line) > room:
+            break
+        lines.append(line)
+    if len(lines) < len(alerts):
+        lines.append(f"+{len(alerts) - len(lines)} more")
+    embed = {
+        "title": clip(title, TITLE_MAX_CHARS),
+        "description": "\n".join(lines),
+        "color": colour if firing else RESOLVED_COLOUR,
+    }
+    return {"content": clip(title, CONTENT_MAX_CHARS), "embeds": [embed], "allowed_mentions": {"parse": []}}

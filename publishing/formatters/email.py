@@ -7,7 +7,8 @@ from html import escape
 from typing import Any
 
 from publishing.alert import EnrichedAlert, format_time
-from publishing.formatters.text import clip
+from publishing.formatters.text import alert_line, clip, group_title, listing_cap
+from publishing.grouping import AlertGroup
 from publishing.targets import Target
 from publishing.templates import title_and_text
 
@@ -47,5 +48,22 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
         # A newline in a header would start another one: the subject is kept to one line.
         "subject": clip(" ".join(title.split()), SUBJECT_MAX_CHARS),
         "text": "\n".join(plain) + "\n",
+        "html": "<html><body>" + "".join(html) + "</body></html>",
+    }
+
+
+def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any]:
+    """Many alerts in one mail: the counts as the subject, one line an alert (firing first)
+    up to ``group_max_alerts`` (every alert when unset), then "+k more"."""
+    alerts = group.members
+    title = group_title(alerts, group.group_labels)
+    cap = listing_cap(target.group.max_listed if target.group else None, len(alerts))
+    lines = [alert_line(a) for a in alerts[:cap]]
+    more = [f"+{len(alerts) - cap} more"] if len(alerts) > cap else []
+    items = "".join(f"<li>{escape(line)}</li>" for line in lines)
+    html = [f"<h2>{escape(title)}</h2>", f"<ul>{items}</ul>", *(f"<p>{escape(m)}</p>" for m in more)]
+    return {
+        "subject": clip(" ".join(title.split()), SUBJECT_MAX_CHARS),
+        "text": "\n".join([title, "", *lines, *more]) + "\n",
         "html": "<html><body>" + "".join(html) + "</body></html>",
     }

@@ -8,7 +8,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
-from publishing.formatters.text import clip
+from publishing.formatters.text import alert_line, clip, counts, group_title, listing_cap
+from publishing.grouping import AlertGroup
 from publishing.targets import Target
 from publishing.templates import title_and_text
 
@@ -71,3 +72,54 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
 
 def _fact(title: str, value: str) -> dict[str, str]:
     return {"title": clip(title, FACT_MAX_CHARS), "value": clip(value, FACT_MAX_CHARS)}
+
+
+# A grouped card's alert lines; the card stays well under Teams' 28 KB.
+GROUP_MAX_LISTED = 50
+
+
+def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any]:
+    """Many alerts in one card: the counts and group labels, one line an alert (firing
+    first) up to ``group_max_alerts`` (at most 50), then "+k more"."""
+    alerts = group.members
+    firing, _ = counts(alerts)
+    worst = [(a.severity or "").lower() for a in alerts if a.alert.status is AlertStatus.FIRING]
+    colour = next(
+        (COLOURS[s] for s in ("critical", "error", "warning") if s in worst),
+        "Good" if not firing else "Accent",
+    )
+    cap = listing_cap(target.group.max_listed if target.group else None, GROUP_MAX_LISTED)
+    body: list[dict[str, Any]] = [
+        {
+            "type": "TextBlock",
+            "text": clip(group_title(alerts, group.group_labels), TITLE_MAX_CHARS),
+            "size": "Large",
+            "weight": "Bolder",
+            "color": colour,
+            "wrap": True,
+        },
+        *(
+            {
+                "type": "TextBlock",
+                "text": clip(alert_line(a), FACT_MAX_CHARS),
+                "wrap": True,
+                "spacing": "None",
+            }
+            for a in alerts[:cap]
+        ),
+    ]
+    if len(alerts) > cap:
+        body.append(
+            {"type": "TextBlock", "text": f"+{len(alerts) - cap} more", "isSubtle": True, "wrap": True}
+        )
+    card: dict[str, Any] = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "msteams": {"width": "Full"},
+        "body": body,
+    }
+    return {
+        "type": "message",
+        "attachments": [{"contentType": CARD_CONTENT_TYPE, "contentUrl": None, "content": card}],
+    }

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
-from publishing.formatters.text import clip, summary_of
+from publishing.formatters.text import clip, counts, group_title, listing_cap, summary_of
+from publishing.grouping import AlertGroup
 from publishing.targets import Target
 
 # Slack's limits: a longer text or an extra block gets the whole message rejected.
@@ -104,3 +105,79 @@ def _mrkdwn(text: str, limit: int) -> dict[str, str]:
 def _escape(text: str) -> str:
     """Slack's mrkdwn treats &, < and > as control characters."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# A grouped message's lines: one an alert, packed into sections, clipped so a long summary
+# cannot push the others out.
+GROUP_LINE_MAX_CHARS = 300
+# Header, group labels, and the "+k more" context take three of Slack's 50 blocks.
+GROUP_LIST_BLOCKS = MAX_BLOCKS - 3
+
+
+def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any]:
+    """Many alerts in one message: a header with the counts, the group's labels, one line an
+    alert (firing first) up to ``group_max_alerts`` or what Slack's blocks hold, then "+k more"."""
+    alerts = group.members
+    firing, _ = counts(alerts)
+    worst = max(
+        (
+            LOOKS.get((a.severity or "").lower(), DEFAULT_LOOK)
+            for a in alerts
+            if a.alert.status is AlertStatus.FIRING
+        ),
+        key=_rank,
+        default=RESOLVED_LOOK,
+    )
+    colour, emoji = worst
+    title = group_title(alerts, group.group_labels)
+    lines = [_group_line(a) for a in alerts]
+    sections: list[str] = []
+    listed = 0
+    cap = listing_cap(target.group.max_listed if target.group else None, len(lines))
+    for line in lines[:cap]:
+        if sections and len(sections[-1]) + 1 + len(line) <= SECTION_MAX_CHARS:
+            sections[-1] += "\n" + line
+        elif len(sections) < GROUP_LIST_BLOCKS:
+            sections.append(line)
+        else:
+            break
+        listed += 1
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": clip(f"{emoji} {title}", HEADER_MAX_CHARS), "emoji": True},
+        },
+        *({"type": "section", "text": _mrkdwn(s, SECTION_MAX_CHARS)} for s in sections),
+    ]
+    if listed < len(alerts):
+        more = f"+{len(alerts) - listed} more"
+        blocks.append({"type": "context", "elements": [_mrkdwn(more, SECTION_MAX_CHARS)]})
+    text = clip(f"{emoji} {_escape(title)}", TEXT_MAX_CHARS)
+    footer = f"{firing} firing of {len(alerts)}" if firing else f"{len(alerts)} resolved"
+    return {
+        "text": text,
+        "blocks": blocks,
+        "attachments": [
+            {
+                "color": colour,
+                "fallback": text,
+                "blocks": [{"type": "context", "elements": [_mrkdwn(footer, SECTION_MAX_CHARS)]}],
+            }
+        ],
+    }
+
+
+def _group_line(enriched: EnrichedAlert) -> str:
+    alert = enriched.alert
+    resolved = alert.status is AlertStatus.RESOLVED
+    emoji = RESOLVED_LOOK[1] if resolved else LOOKS.get((enriched.severity or "").lower(), DEFAULT_LOOK)[1]
+    summary = summary_of(alert)
+    line = f"{emoji} *{_escape(alert.alert_name)}*" + (f": {_escape(summary)}" if summary else "")
+    return clip(line, GROUP_LINE_MAX_CHARS - len(alert.fingerprint) - 3) + f" `{_escape(alert.fingerprint)}`"
+
+
+_SEVERITY_ORDER = [LOOKS["info"], LOOKS["warning"], LOOKS["critical"]]
+
+
+def _rank(look: tuple[str, str]) -> int:
+    return _SEVERITY_ORDER.index(look) if look in _SEVERITY_ORDER else 1

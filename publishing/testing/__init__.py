@@ -12,6 +12,7 @@ from publishing.testing.dlq import InMemoryDeadLetterRepository
 from publishing.testing.health import InMemoryReplayRunStore, InMemoryTargetHealth
 from publishing.testing.history import InMemoryHistoryRepository
 from publishing.testing.ordering import InMemoryOrderGate
+from publishing.testing.parking import InMemoryParkingLot
 from publishing.testing.publisher import Answer, PublishCall, RecordingPublisher
 from publishing.testing.targets import InMemoryTargetSource
 from publishing.testing.tracking import InMemoryDeduplicator, InMemoryJobTracker
@@ -25,6 +26,7 @@ __all__ = [
     "InMemoryHistoryRepository",
     "InMemoryJobTracker",
     "InMemoryOrderGate",
+    "InMemoryParkingLot",
     "InMemoryReplayRunStore",
     "InMemoryTargetHealth",
     "InMemoryTargetSource",

@@ -13,3 +13,7 @@ class RecordingEnqueuer:
 
     def enqueue(self, job: Any) -> None:
         self.sent.append(job)
+
+    def enqueue_many(self, jobs: Any) -> None:
+        for job in jobs:
+            self.enqueue(job)

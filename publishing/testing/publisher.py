@@ -6,22 +6,13 @@ import threading
 from dataclasses import dataclass
 
 from publishing.alert import EnrichedAlert
-from publishing.classification import ErrorType, classify_status
+from publishing.classification import ERROR_CLASSES, classify_status
 from publishing.delivery import Receipt
 from publishing.errors import (
-    PermanentPublishError,
-    PublishError,
     RateLimitedError,
     TransientPublishError,
-    UnknownPublishError,
 )
 from publishing.targets import Target
-
-_PUBLISH_ERRORS: dict[ErrorType, type[PublishError]] = {
-    ErrorType.TRANSIENT: TransientPublishError,
-    ErrorType.PERMANENT: PermanentPublishError,
-    ErrorType.UNKNOWN: UnknownPublishError,
-}
 
 
 @dataclass(frozen=True)
@@ -73,4 +64,4 @@ class RecordingPublisher:
             message += f": {target.redact(excerpt)[:200]}"
         if answer.status == 429 or (answer.status == 503 and answer.retry_after_s is not None):
             raise RateLimitedError(message, status_code=answer.status, retry_after_s=answer.retry_after_s)
-        raise _PUBLISH_ERRORS[classify_status(answer.status)](message, status_code=answer.status)
+        raise ERROR_CLASSES[classify_status(answer.status)](message, status_code=answer.status)

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 
+from publishing.adapters.redis.parking import RedisParkingLot
 from tests.support.fault_target import Hit
 
 QUEUES = ("high", "medium", "low")
@@ -120,12 +121,15 @@ def dlq_rows(database_url: str) -> list[dict[str, Any]]:
         engine.dispose()
 
 
-def broker_busy(client: redis.Redis) -> int:
-    """Messages waiting in a queue or held unacknowledged by a worker."""
+def broker_busy(client: redis.Redis, prefix: str = "publishing") -> int:
+    """Messages waiting in a queue, held unacknowledged by a worker, or jobs parked until due."""
+    lot = RedisParkingLot(client, prefix)
     pipe = client.pipeline(transaction=False)
     for queue in QUEUES:
         pipe.llen(queue)
     pipe.hlen("unacked")
+    for key in [*lot.queue_keys, lot.moving_key]:
+        pipe.zcard(key)
     return int(sum(pipe.execute()))
 
 

@@ -55,3 +55,22 @@ def test_which_replay_claims_are_released(
 ) -> None:
     claim = ReplayClaim("row", "job", NOW - age_s)
     assert claims_to_release([claim], tracked, present, NOW, GRACE) == ([claim] if released else [])
+
+
+@pytest.mark.parametrize(
+    "job",
+    [
+        pytest.param(candidate(JobState.DEFERRED, age_s=400, wait_s=30), id="deferred"),
+        pytest.param(candidate(JobState.RETRYING, age_s=400, wait_s=30), id="retrying"),
+        pytest.param(candidate(JobState.QUEUED, age_s=400), id="queued"),
+    ],
+)
+def test_a_parked_job_is_on_the_broker_however_long_it_has_waited(job: Candidate) -> None:
+    assert to_resend([job], set(), NOW, GRACE, parked={"j"}) == []
+    assert to_resend([job], set(), NOW, GRACE, parked={"other"}) == ["j"]
+
+
+def test_a_replay_claim_whose_job_is_parked_is_kept() -> None:
+    claim = ReplayClaim("row", "job", NOW - 600)
+    assert claims_to_release([claim], set(), set(), NOW, GRACE, parked={"job"}) == []
+    assert claims_to_release([claim], set(), set(), NOW, GRACE, parked=set()) == [claim]

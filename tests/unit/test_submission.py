@@ -72,25 +72,51 @@ def test_the_same_alert_again_within_the_window_is_answered_with_the_same_ids() 
     assert not any(j.duplicate for j in third.jobs)
 
 
-def test_a_failed_enqueue_releases_what_was_not_enqueued_so_a_retry_sends_only_that() -> None:
+def test_after_a_failed_enqueue_a_retry_sends_the_jobs_again_under_the_same_ids() -> None:
+    # The broker may have taken the request's messages and only the reply was lost: the
+    # client's retry must not get new ids, or a job that was sent would be delivered twice
+    # under two ids.
     s = Setup()
-    sent = s.enqueuer.sent
 
-    def fail_on_second(job) -> None:  # type: ignore[no-untyped-def]
-        if len(sent) == 1:
-            raise ConnectionError("broker down")
-        sent.append(job)
+    def broker_down(jobs) -> None:  # type: ignore[no-untyped-def]
+        raise ConnectionError("broker down")
 
-    s.enqueuer.enqueue = fail_on_second  # type: ignore[method-assign]
+    s.enqueuer.enqueue_many = broker_down  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
         s.submitter.submit(alerts(("Disk", "critical")))
-    assert len(sent) == 1
+    first_ids = sorted(j.id for j in s.tracker.list(JobQuery())[0])
+    assert len(first_ids) == 2
 
-    s.enqueuer.enqueue = sent.append  # type: ignore[method-assign]
+    del s.enqueuer.enqueue_many  # the broker is back
+    s.submitter._sleep = s.clock.advance  # type: ignore[attr-defined]
     retried = s.submitter.submit(alerts(("Disk", "critical")))
-    assert [j.duplicate for j in retried.jobs].count(True) == 1
-    assert len(sent) == 2
-    assert {j.target for j in sent} == {"all", "critical-only"}
+    assert not any(j.duplicate for j in retried.jobs)
+    assert sorted(j.id for j in retried.jobs) == first_ids
+    assert sorted(j.job_id for j in s.enqueuer.sent) == first_ids
+
+
+def test_a_failed_enqueue_leaves_every_job_tracked_with_its_message_for_the_reconciler() -> None:
+    # Whether the messages reached the broker is not known: if no retry comes, the reconciler
+    # sends those that are on the broker nowhere.
+    s = Setup()
+
+    def broker_down(jobs) -> None:  # type: ignore[no-untyped-def]
+        raise ConnectionError("broker down")
+
+    s.enqueuer.enqueue_many = broker_down  # type: ignore[method-assign]
+    with pytest.raises(ConnectionError):
+        s.submitter.submit(alerts(("Disk", "critical"), ("Cpu", "warning")))
+    jobs = s.tracker.list(JobQuery())[0]
+    assert len(jobs) == 3
+    assert all(j.state is JobState.QUEUED and s.tracker.message(j.id) for j in jobs)
+
+
+def test_a_request_hands_its_jobs_to_the_broker_at_once_high_first() -> None:
+    s = Setup()
+    batches: list[list[str]] = []
+    s.enqueuer.enqueue_many = lambda jobs: batches.append([j.priority.value for j in jobs])  # type: ignore[method-assign]
+    s.submitter.submit(alerts(("Info", "info"), ("Cpu", "warning"), ("Disk", "critical")))
+    assert batches == [["high", "high", "medium", "low"]]
 
 
 def test_a_replica_waits_for_the_other_replicas_pending_claim_and_answers_with_its_id() -> None:
@@ -126,20 +152,18 @@ def test_each_job_is_tracked_with_the_message_it_is_enqueued_with() -> None:
         assert s.tracker.message(job.job_id) == job.to_message()
 
 
-def test_a_job_that_could_not_be_enqueued_keeps_no_message_for_the_reconciler_to_send() -> None:
-    # The client sends the request again; the reconciler must not send the abandoned job too.
+def test_a_single_job_that_could_not_be_enqueued_keeps_no_message_for_the_reconciler_to_send() -> None:
+    # A replay or a test alert: the caller asks again under a new id, so the reconciler must
+    # not send the abandoned job too.
     s = Setup()
-    sent = s.enqueuer.sent
+    (alert,) = alerts(("Disk", "critical"))
 
-    def fail_on_second(job) -> None:  # type: ignore[no-untyped-def]
-        if len(sent) == 1:
-            raise ConnectionError("broker down")
-        sent.append(job)
+    def broker_down(job) -> None:  # type: ignore[no-untyped-def]
+        raise ConnectionError("broker down")
 
-    s.enqueuer.enqueue = fail_on_second  # type: ignore[method-assign]
+    s.enqueuer.enqueue = broker_down  # type: ignore[method-assign]
     with pytest.raises(ConnectionError):
-        s.submitter.submit(alerts(("Disk", "critical")))
-    (abandoned,) = [j for j in s.tracker.list(JobQuery())[0] if j.id not in {x.job_id for x in sent}]
+        s.submitter.submit_job(alert, parse_target(TARGETS[0]))
+    (abandoned,) = s.tracker.list(JobQuery())[0]
     assert abandoned.state is JobState.FAILED
     assert s.tracker.message(abandoned.id) is None
-    assert s.tracker.message(sent[0].job_id) == sent[0].to_message()

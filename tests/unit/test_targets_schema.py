@@ -245,7 +245,8 @@ def test_validate_names_file_target_and_field_one_line_a_problem(tmp_path: Path)
         f"{bad} targets[0] 'pagerduty-prod': timeout_s must be a positive number of seconds",
         f"{bad} targets[1] 'slack-ops': unknown keys ['colour']; allowed "
         "['api_key', 'api_token', 'basic_auth', 'bearer_token', 'enabled', 'fallback', "
-        "'fallback_after_s', 'fallback_priorities', 'filter', 'format', 'headers', 'max_retries', "
+        "'fallback_after_s', 'fallback_priorities', 'filter', 'format', 'group_by', 'group_max_alerts', "
+        "'group_wait_s', 'headers', 'max_retries', "
         "'name', 'rate_limit', 'resolve_only_if_fired', 'retry_base_s', 'retry_max_backoff_s', "
         "'routing_key', 'signing_secret', 'smtp', 'template', 'timeout_s', 'type', 'url', "
         "'url_is_public']",

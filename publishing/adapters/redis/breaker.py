@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from typing import Any
 
 import redis
 
-from publishing.adapters.redis.client import load_script, text
+from publishing.adapters.redis.client import load_script, script_text, text
+from publishing.adapters.redis.ordering import RedisOrderGate
 from publishing.breaker import (
     HALF_OPEN_RETRY_S,
     Admit,
@@ -21,6 +24,7 @@ from publishing.breaker import (
     RateLimit,
     Transition,
 )
+from publishing.ordering import Gate, GateDecision
 
 _STATES = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half_open": BreakerState.HALF_OPEN}
 # A breaker's keys expire this long after their last use: a target taken out of the
@@ -39,7 +43,7 @@ class RedisBreakerStore:
         self._failure = load_script(client, "breaker_failure")
         self._pause = load_script(client, "breaker_pause")
 
-    def _keys(self, target: str) -> list[str]:
+    def keys(self, target: str) -> list[str]:
         # The hash tag keeps every key of a target in one cluster slot.
         base = f"{self._prefix}:breaker:{{{target}}}"
         return [base, f"{base}:probes", f"{base}:pause", f"{base}:rate"]
@@ -47,19 +51,24 @@ class RedisBreakerStore:
     def acquire(
         self, target: str, config: BreakerConfig, lease_s: float, rate: RateLimit | None = None
     ) -> BreakerDecision:
-        admitted, detail, wait_ms, state, down_for_ms, half_opened = self._acquire(
-            keys=self._keys(target),
-            args=[
-                int(config.open_timeout_s * 1000),
-                config.half_open_probes,
-                max(1, int(lease_s * 1000)),
-                uuid.uuid4().hex,
-                int(HALF_OPEN_RETRY_S * 1000),
-                int(rate.interval_s * 1000) if rate else 0,
-                int(rate.tolerance_s * 1000) if rate else 0,
-                KEY_TTL_S * 1000,
-            ],
-        )
+        reply = self._acquire(keys=self.keys(target), args=self.acquire_args(config, lease_s, rate))
+        return self.decision(target, config, reply)
+
+    def acquire_args(self, config: BreakerConfig, lease_s: float, rate: RateLimit | None) -> list[Any]:
+        return [
+            int(config.open_timeout_s * 1000),
+            config.half_open_probes,
+            max(1, int(lease_s * 1000)),
+            uuid.uuid4().hex,
+            int(HALF_OPEN_RETRY_S * 1000),
+            int(rate.interval_s * 1000) if rate else 0,
+            int(rate.tolerance_s * 1000) if rate else 0,
+            KEY_TTL_S * 1000,
+        ]
+
+    def decision(self, target: str, config: BreakerConfig, reply: Sequence[Any]) -> BreakerDecision:
+        """What breaker_acquire.lua answered, as the domain's decision."""
+        admitted, detail, wait_ms, state, down_for_ms, half_opened = reply
         detail = text(detail)
         if int(half_opened):
             # The one call, fleet-wide, that moved the breaker: one line a transition.
@@ -78,7 +87,7 @@ class RedisBreakerStore:
         )
 
     def pause(self, target: str, seconds: float) -> None:
-        started, left_ms = self._pause(keys=[self._keys(target)[2]], args=[max(1, int(seconds * 1000))])
+        started, left_ms = self._pause(keys=[self.keys(target)[2]], args=[max(1, int(seconds * 1000))])
         if int(started):
             log.warning(
                 "target %s paused for %.0f s fleet-wide (it answered 429 with Retry-After)",
@@ -89,22 +98,22 @@ class RedisBreakerStore:
 
     def record_success(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
         result = self._success(
-            keys=self._keys(target), args=[config.success_threshold, probe_id or "", KEY_TTL_S * 1000]
+            keys=self.keys(target), args=[config.success_threshold, probe_id or "", KEY_TTL_S * 1000]
         )
         return Transition.RECOVERED if int(result) == 2 else Transition.NONE
 
     def record_failure(self, target: str, config: BreakerConfig, probe_id: str | None) -> Transition:
         result = self._failure(
-            keys=self._keys(target), args=[config.failure_threshold, probe_id or "", KEY_TTL_S * 1000]
+            keys=self.keys(target), args=[config.failure_threshold, probe_id or "", KEY_TTL_S * 1000]
         )
         return Transition.TRIPPED if int(result) == 1 else Transition.NONE
 
     def release(self, target: str, probe_id: str | None) -> None:
         if probe_id:
-            self._client.zrem(self._keys(target)[1], probe_id)
+            self._client.zrem(self.keys(target)[1], probe_id)
 
     def status(self, target: str) -> BreakerStatus:
-        raw = {text(k): text(v) for k, v in self._client.hgetall(self._keys(target)[0]).items()}
+        raw = {text(k): text(v) for k, v in self._client.hgetall(self.keys(target)[0]).items()}
         opened = raw.get("opened_at_ms")
         return BreakerStatus(
             target=target,
@@ -117,10 +126,60 @@ class RedisBreakerStore:
         )
 
     def reset(self, target: str) -> None:
-        key, probes, pause, _ = self._keys(target)
+        key, probes, pause, _ = self.keys(target)
         pipe = self._client.pipeline()
         pipe.hset(key, mapping={"state": "closed", "failures": 0, "successes": 0})
         pipe.hdel(key, "opened_at_ms", "down_since_ms")
         pipe.delete(probes, pause)
         pipe.pexpire(key, KEY_TTL_S * 1000)
         pipe.execute()
+
+
+def gated_admission_text() -> str:
+    """order_admit.lua with the gate's and the admission's scripts before it as functions."""
+    return "\n".join(
+        [
+            "local function gate(KEYS, ARGV)",
+            script_text("order_gate"),
+            "end",
+            "local function acquire(KEYS, ARGV)",
+            script_text("breaker_acquire"),
+            "end",
+            script_text("order_admit"),
+        ]
+    )
+
+
+class RedisGatedAdmission:
+    """The firing-before-resolved gate and the breaker's admission in one round trip
+    (``publishing.delivery.GatedAdmission``): what ``RedisOrderGate.enter`` and then, for an
+    attempt the gate lets go, ``RedisBreakerStore.acquire`` would decide."""
+
+    def __init__(self, client: redis.Redis, gate: RedisOrderGate, breakers: RedisBreakerStore) -> None:
+        self._gate = gate
+        self._breakers = breakers
+        self._script = client.register_script(gated_admission_text())
+
+    def enter_and_acquire(
+        self,
+        target: str,
+        fingerprint: str,
+        job_id: str,
+        firing: bool,
+        submitted_at: float,
+        lease_s: float,
+        require_fired: bool,
+        config: BreakerConfig,
+        rate: RateLimit | None = None,
+    ) -> tuple[GateDecision, BreakerDecision | None]:
+        reply = self._script(
+            keys=[self._gate.key(target, fingerprint), *self._breakers.keys(target)],
+            args=[
+                *self._gate.enter_args(job_id, firing, submitted_at, lease_s, require_fired),
+                *self._breakers.acquire_args(config, lease_s, rate),
+            ],
+        )
+        gate = GateDecision(Gate(text(reply[0])), max(0.0, int(reply[1]) / 1000))
+        if gate.gate is not Gate.GO:
+            return gate, None
+        return gate, self._breakers.decision(target, config, reply[2:])

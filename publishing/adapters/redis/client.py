@@ -16,6 +16,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 from redis.sentinel import Sentinel
 
+from publishing.adapters.capacity import HEADROOM, job_slots
 from publishing.settings import Settings
 
 _CLIENT_OPTIONS: dict[str, Any] = {
@@ -32,9 +33,22 @@ def is_sentinel(url: str) -> bool:
 
 def redis_client(settings: Settings) -> redis.Redis:
     """A client for REDIS_URL; a ``sentinel://`` URL (Celery's form, ``;``-separated) gives a
-    client that follows the master Sentinel names, through failovers."""
+    client that follows the master Sentinel names, through failovers.
+
+    In a worker its pool holds at most one connection a job slot and a few more
+    (``capacity``); a caller past that waits for one (up to the socket timeout) rather than
+    opening more: a fleet of I/O pools at ``-c 100`` stays within Redis's ``maxclients``."""
     if not is_sentinel(settings.redis_url):
-        return redis.Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
+        slots = job_slots()
+        if slots is None:
+            return redis.Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url,
+            max_connections=slots + HEADROOM,
+            timeout=_CLIENT_OPTIONS["socket_timeout"],
+            **_CLIENT_OPTIONS,
+        )
+        return redis.Redis(connection_pool=pool)
     hosts: list[tuple[str, int]] = []
     db, password = 0, None
     for part in settings.redis_url.split(";"):

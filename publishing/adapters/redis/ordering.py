@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import redis
 from redis.client import Pipeline
@@ -22,14 +23,14 @@ class RedisOrderGate:
         self._note = load_script(client, "order_note")
         self._leave = load_script(client, "order_leave")
 
-    def _key(self, target: str, fingerprint: str) -> str:
+    def key(self, target: str, fingerprint: str) -> str:
         return f"{self._prefix}:order:{{{target}}}:{fingerprint}"
 
     def note(self, notes: Sequence[GateNote]) -> None:
         def build(pipe: Pipeline) -> None:
             for n in notes:
                 args = [1 if n.firing else 0, n.job_id, self._ttl_ms]
-                eval_script(self._note, [self._key(n.target, n.fingerprint)], args, pipe)
+                eval_script(self._note, [self.key(n.target, n.fingerprint)], args, pipe)
 
         if notes:
             run_pipeline(self._client, build, [self._note])
@@ -45,16 +46,22 @@ class RedisOrderGate:
         require_fired: bool = False,
     ) -> GateDecision:
         gate, wait_ms = self._gate(
-            keys=[self._key(target, fingerprint)],
-            args=[
-                1 if firing else 0,
-                job_id,
-                repr(submitted_at),
-                max(1, int(lease_s * 1000)),
-                1 if require_fired else 0,
-            ],
+            keys=[self.key(target, fingerprint)],
+            args=self.enter_args(job_id, firing, submitted_at, lease_s, require_fired),
         )
         return GateDecision(Gate(text(gate)), max(0.0, int(wait_ms) / 1000))
 
+    @staticmethod
+    def enter_args(
+        job_id: str, firing: bool, submitted_at: float, lease_s: float, require_fired: bool
+    ) -> list[Any]:
+        return [
+            1 if firing else 0,
+            job_id,
+            repr(submitted_at),
+            max(1, int(lease_s * 1000)),
+            1 if require_fired else 0,
+        ]
+
     def leave(self, target: str, fingerprint: str, job_id: str, delivered: bool = False) -> None:
-        self._leave(keys=[self._key(target, fingerprint)], args=[job_id, 1 if delivered else 0, self._ttl_ms])
+        self._leave(keys=[self.key(target, fingerprint)], args=[job_id, 1 if delivered else 0, self._ttl_ms])

@@ -1,6 +1,6 @@
 """The reconciler's pass on Redis (docs/design.md (Reconciler)): one pass at a time fleet-wide
 (a lock), the waiting jobs read from tracking's state indexes, the job ids on the broker read
-from kombu's queues and its ``unacked`` hash, and the decisions of ``publishing.reconcile``
+from the parked jobs, kombu's queues and its ``unacked`` hash, and the decisions of ``publishing.reconcile``
 carried out: a lost job's kept message sent again under its id, a stuck replay claim released.
 """
 
@@ -21,6 +21,7 @@ from publishing.adapters.redis.tracking import RedisJobTracker
 from publishing.dlq import MAX_PAGE, DeadLetterRepository, DLQFilter
 from publishing.errors import PublishingError
 from publishing.job import Job
+from publishing.parking import ParkingLot
 from publishing.reconcile import WAITING_STATES, Candidate, ReplayClaim, claims_to_release, to_resend
 from publishing.routing import QUEUES
 from publishing.submission import Enqueuer
@@ -64,6 +65,7 @@ class RedisReconciler:
         enqueuer: Enqueuer,
         dead_letters: DeadLetterRepository | None,
         *,
+        parking: ParkingLot | None = None,
         prefix: str,
         grace_s: float,
         lock_s: float = 120.0,
@@ -74,6 +76,7 @@ class RedisReconciler:
         self._tracker = tracker
         self._enqueuer = enqueuer
         self._dead_letters = dead_letters
+        self._parking = parking
         self._lock_key = f"{prefix}:reconciler:lock"
         self._grace_s = grace_s
         self._lock_ms = int(lock_s * 1000)
@@ -118,6 +121,11 @@ class RedisReconciler:
                 found.add(job_id)
         return found
 
+    def parked(self) -> set[str]:
+        """Job ids parked or being moved back. Read before the queues: a job leaves the lot for
+        a queue, and reaches the lot again only through a worker, after the grace period."""
+        return self._parking.parked_ids() if self._parking is not None else set()
+
     def _candidates(self, job_ids: Iterable[str] | None = None) -> list[Candidate]:
         wanted = set(job_ids) if job_ids is not None else None
         found = []
@@ -139,14 +147,16 @@ class RedisReconciler:
         candidates = self._candidates()
         if not candidates:
             return []
-        lost = to_resend(candidates, self.present(), self._now(), self._grace_s)
+        parked = self.parked()
+        lost = to_resend(candidates, self.present(), self._now(), self._grace_s, parked)
         if not lost:
             return []
         # Looked for again a moment later, with tracking read again: a job that moved on
         # (a worker took it, it finished) in between is left alone.
         self._sleep(self._confirm_s)
         again = self._candidates(lost)
-        lost = to_resend(again, self.present(), self._now(), self._grace_s)
+        parked = self.parked()
+        lost = to_resend(again, self.present(), self._now(), self._grace_s, parked)
         resent = []
         for job_id in lost:
             message = self._tracker.message(job_id)
@@ -189,7 +199,8 @@ class RedisReconciler:
             if not old:
                 return []
             tracked = self._tracker.tracked(c.job_id for c in old)
-            stuck = claims_to_release(old, tracked, self.present(), now, self._grace_s)
+            parked = self.parked()
+            stuck = claims_to_release(old, tracked, self.present(), now, self._grace_s, parked)
             for claim in stuck:
                 self._dead_letters.release_claim(claim.letter_id, claim.job_id, datetime.now(UTC))
                 log.warning(

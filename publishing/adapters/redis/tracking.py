@@ -30,6 +30,7 @@ _FIELDS = (
     "started_at",
     "completed_at",
     "delivered_via",
+    "carried_by",
 )
 _FILTERED = ("state", "priority", "target")
 
