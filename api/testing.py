@@ -26,20 +26,21 @@ from publishing.testing import (
 )
 
 
+@dataclass(eq=False)
 class InlineReplayRunner:
-    """Runs a bulk replay to its end inside ``start``, page by page, as the worker would."""
+    """Runs a bulk replay to its end inside ``start``, page by page, as the worker would;
+    ``started`` lists the runs it was given."""
 
-    def __init__(self, replayer: Replayer, store: InMemoryReplayRunStore, page_size: int = 100) -> None:
-        self._replayer = replayer
-        self._store = store
-        self._page_size = page_size
-        self.started: list[str] = []
+    replayer: Replayer
+    store: InMemoryReplayRunStore
+    page_size: int = 100
+    started: list[str] = field(default_factory=list, init=False)
 
     def start(self, run: ReplayRun) -> None:
         self.started.append(run.run_id)
         while not run.finished:
-            run = self._replayer.replay_page(run, self._page_size)
-            self._store.save(run)
+            run = self.replayer.replay_page(run, self.page_size)
+            self.store.save(run)
 
 
 @dataclass

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -83,22 +84,19 @@ class EventsConfigFile:
         return self._config
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class EventSender:
-    def __init__(
-        self,
-        config: Callable[[], EventsConfig],
-        registry: TargetRegistry,
-        submitter: Submitter,
-        marks: EventMarks,
-    ) -> None:
-        self._config = config
-        self._registry = registry
-        self._submitter = submitter
-        self._marks = marks
+    """Turns what ``publishing.events`` decides into jobs for the events targets; ``config`` is
+    asked on every event, so a changed targets file applies to the next one."""
+
+    config: Callable[[], EventsConfig]
+    registry: TargetRegistry
+    submitter: Submitter
+    marks: EventMarks
 
     def dlq_threshold(self) -> int | None:
         """The DLQ size past which ``dlq_over`` is sent, when it is wanted."""
-        config = self._config()
+        config = self.config()
         return config.dlq_over if config.enabled and EventType.DLQ_OVER in config.on else None
 
     def after(self, job: Job, event: Event, now: float) -> None:
@@ -110,7 +108,7 @@ class EventSender:
             log.warning("events of job %s not sent: %s", job.job_id, type(exc).__name__)
 
     def send(self, event: OpsEvent, job: Job | None = None) -> None:
-        config = self._config()
+        config = self.config()
         if not config.enabled or event.type not in config.on:
             return
         if about_events_target(event, job, config):
@@ -123,19 +121,19 @@ class EventSender:
             )
             return
         try:
-            if event.type in REPEATED and not self._marks.first(
+            if event.type in REPEATED and not self.marks.first(
                 event.type.value, event.target or "", REPEAT_EVERY_S
             ):
                 return
             alert = event_alert(event)
             for name in config.targets:
                 try:
-                    target = self._registry.get(name)
+                    target = self.registry.get(name)
                 except UnknownTargetError:
                     log.warning("events target %s is not configured", name)
                     continue
                 if target.enabled:
-                    job_id = self._submitter.submit_job(alert, target).job_id
+                    job_id = self.submitter.submit_job(alert, target).job_id
                     metrics.EVENTS_SENT.labels(event.type.value).inc()
                     log.info("event %s sent to %s as job %s", event.type.value, name, job_id,
                              extra={"event": event.type.value, "target": name})  # fmt: skip

@@ -15,6 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import KW_ONLY, dataclass
 
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, values
@@ -162,28 +163,19 @@ def _initialise(targets: list[Target]) -> None:
         DEDUP_HITS.labels(name)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class FleetCollector(Collector):
     """Gauges read at scrape time from Redis and the database, so every replica reports the
     fleet's truth rather than its own view."""
 
-    def __init__(
-        self,
-        client: redis.Redis,
-        registry: TargetRegistry,
-        breakers: BreakerStore,
-        dead_letters: DeadLetterRepository | None,
-        tracker: JobTracker | None = None,
-        *,
-        queue_capacity: int = 10_000,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._client = client
-        self._registry = registry
-        self._breakers = breakers
-        self._dead_letters = dead_letters
-        self._tracker = tracker
-        self._capacity = queue_capacity
-        self._clock = clock
+    client: redis.Redis
+    registry: TargetRegistry
+    breakers: BreakerStore
+    dead_letters: DeadLetterRepository | None
+    tracker: JobTracker | None = None
+    _: KW_ONLY
+    queue_capacity: int = 10_000
+    clock: Callable[[], float] = time.time
 
     def describe(self) -> Iterable[Metric]:
         return []
@@ -198,7 +190,7 @@ class FleetCollector(Collector):
         yield from self._dlq()
 
     def _queues(self) -> Iterator[Metric]:
-        depths = queue_depths(self._client, with_age=True, now=self._clock())
+        depths = queue_depths(self.client, with_age=True, now=self.clock())
         size = GaugeMetricFamily(f"{NS}_queue_size", "Jobs waiting in each queue", labels=["priority"])
         util = GaugeMetricFamily(
             f"{NS}_queue_capacity_utilization", "Queue depth over the nominal capacity", labels=["priority"]
@@ -210,7 +202,7 @@ class FleetCollector(Collector):
         )
         for queue in depths:
             size.add_metric([queue.queue], queue.depth)
-            util.add_metric([queue.queue], queue.depth / self._capacity)
+            util.add_metric([queue.queue], queue.depth / self.queue_capacity)
             age.add_metric([queue.queue], queue.oldest_age_s or 0.0)
         yield from (size, util, age)
 
@@ -224,31 +216,31 @@ class FleetCollector(Collector):
         recoveries = CounterMetricFamily(
             f"{NS}_circuit_breaker_recoveries", "Times the breaker closed after probing", labels=["target"]
         )
-        for target in self._registry.all():
-            status = self._breakers.status(target.name)
+        for target in self.registry.all():
+            status = self.breakers.status(target.name)
             state.add_metric([target.name], int(status.state))
             trips.add_metric([target.name], status.trips)
             recoveries.add_metric([target.name], status.recoveries)
         yield from (state, trips, recoveries)
 
     def _deferred(self) -> Iterator[Metric]:
-        if self._tracker is None:
+        if self.tracker is None:
             return
-        counts = self._tracker.count_by_state()
+        counts = self.tracker.count_by_state()
         yield GaugeMetricFamily(
             f"{NS}_jobs_deferred", "Jobs waiting on an open breaker", value=counts.get("deferred", 0)
         )
 
     def _dlq(self) -> Iterator[Metric]:
-        if self._dead_letters is None:
+        if self.dead_letters is None:
             return
         size = GaugeMetricFamily(f"{NS}_dlq_size", "Rows in the DLQ", labels=["target"])
         try:
-            counts = self._dead_letters.count_by_target()
+            counts = self.dead_letters.count_by_target()
         except DatabaseUnavailableError as exc:
             log.warning("metrics: database unavailable: %s", exc)
             return
-        for target in {t.name for t in self._registry.all()} | set(counts):
+        for target in {t.name for t in self.registry.all()} | set(counts):
             size.add_metric([target], counts.get(target, 0))
         yield size
 

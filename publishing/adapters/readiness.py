@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import redis
 import sqlalchemy as sa
@@ -11,17 +12,17 @@ from sqlalchemy.engine import Engine
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class DependencyReadiness:
-    def __init__(self, client: redis.Redis, engine: Engine) -> None:
-        self._client = client
-        self._engine = engine
+    client: redis.Redis
+    engine: Engine
 
     def check(self) -> dict[str, str]:
         return {"redis": self._redis(), "database": self._database()}
 
     def _redis(self) -> str:
         try:
-            self._client.ping()
+            self.client.ping()
         except redis.RedisError as exc:
             log.warning("readiness: Redis is down (%s)", type(exc).__name__)
             return f"down: {type(exc).__name__}"
@@ -29,7 +30,7 @@ class DependencyReadiness:
 
     def _database(self) -> str:
         try:
-            with self._engine.connect() as conn:
+            with self.engine.connect() as conn:
                 conn.execute(sa.text("SELECT 1"))
         except sa.exc.SQLAlchemyError as exc:
             log.warning("readiness: the database is down (%s)", type(exc).__name__)

@@ -9,6 +9,7 @@ import smtplib
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
@@ -58,32 +59,25 @@ def tls_context(config: SmtpConfig) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=config.ca_file)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class SmtpPublisher:
-    def __init__(
-        self,
-        *,
-        default_timeout_s: float,
-        smtp_factory: SmtpFactory = smtplib.SMTP,
-        context_factory: Callable[[SmtpConfig], ssl.SSLContext] = tls_context,
-        clock: Callable[[], float] = time.time,
-    ) -> None:
-        self._default_timeout_s = default_timeout_s
-        self._smtp_factory = smtp_factory
-        self._context_factory = context_factory
-        self._clock = clock
+    default_timeout_s: float
+    smtp_factory: SmtpFactory = smtplib.SMTP
+    context_factory: Callable[[SmtpConfig], ssl.SSLContext] = tls_context
+    clock: Callable[[], float] = time.time
 
     def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt:
         config = target.smtp
         if config is None:
             raise PermanentPublishError(f"target {target.name!r} has no smtp configuration")
-        message = build_message(config, format_payload(target, enriched, job_id), job_id, self._clock())
-        timeout_s = target.timeout_s or self._default_timeout_s
-        started = self._clock()
+        message = build_message(config, format_payload(target, enriched, job_id), job_id, self.clock())
+        timeout_s = target.timeout_s or self.default_timeout_s
+        started = self.clock()
         try:
-            with self._smtp_factory(config.host, config.port, timeout=timeout_s) as client:
+            with self.smtp_factory(config.host, config.port, timeout=timeout_s) as client:
                 client.ehlo()
                 if config.starttls:
-                    client.starttls(context=self._context_factory(config))
+                    client.starttls(context=self.context_factory(config))
                     client.ehlo()
                 if config.username is not None and config.password is not None:
                     client.login(config.username, config.password)
@@ -93,7 +87,7 @@ class SmtpPublisher:
         if refused:
             # Accepted for some recipients: a retry would mail the others twice.
             log.warning("email for job %s: recipients refused: %s", job_id, sorted(refused))
-        duration_s = max(0.0, self._clock() - started)
+        duration_s = max(0.0, self.clock() - started)
         log.debug("job %s mailed via target %s in %.3f s", job_id, target.name, duration_s)
         return Receipt(SMTP_OK, duration_s)
 

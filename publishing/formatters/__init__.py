@@ -7,6 +7,7 @@ the same way on every retry.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from publishing.alert import EnrichedAlert
@@ -28,33 +29,24 @@ from publishing.targets import Target, TargetFormat
 from publishing.templates import Rendered, render
 
 Formatter = Callable[[Target, EnrichedAlert, str], dict[str, Any]]
-
-FORMATTERS: Mapping[TargetFormat, Formatter] = {
-    TargetFormat.PAGERDUTY: pagerduty.build,
-    TargetFormat.SLACK: slack.build,
-    TargetFormat.ROOTLY: rootly.build,
-    TargetFormat.WEBHOOK: webhook.build,
-    TargetFormat.ALERTMANAGER: alertmanager.build,
-    TargetFormat.MSTEAMS: msteams.build,
-    TargetFormat.OPSGENIE: opsgenie.build,
-    TargetFormat.EMAIL: email.build,
-    TargetFormat.DISCORD: discord.build,
-}
 GroupFormatter = Callable[[Target, AlertGroup, str], dict[str, Any]]
-# The formats that carry a storm group in one message (docs/design.md (Storm grouping)); the
-# others' targets are refused grouping when their file loads.
-GROUP_FORMATTERS: Mapping[TargetFormat, GroupFormatter] = {
-    TargetFormat.SLACK: slack.build_group,
-    TargetFormat.WEBHOOK: webhook.build_group,
-    TargetFormat.ALERTMANAGER: alertmanager.build_group,
-    TargetFormat.MSTEAMS: msteams.build_group,
-    TargetFormat.EMAIL: email.build_group,
-    TargetFormat.DISCORD: discord.build_group,
-}
-# Formats whose request goes somewhere other than the target's URL (Opsgenie closes by alias).
-REQUEST_URLS: Mapping[TargetFormat, Callable[[Target, EnrichedAlert], str]] = {
-    TargetFormat.OPSGENIE: opsgenie.request_url,
-}
+Overlay = Callable[[dict[str, Any], Rendered], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """What one target format does."""
+
+    build: Formatter
+    # A storm group in one message (docs/design.md (Storm grouping)); a format without it has
+    # its targets refused grouping when their file loads.
+    build_group: GroupFormatter | None = None
+    # Where the request goes when not to the target's URL (Opsgenie closes by alias).
+    request_url: Callable[[Target, EnrichedAlert], str] | None = None
+    # Where a target's templates go, in the formats built before templates existed; the newer
+    # formats render them themselves, and the webhook and alertmanager formats carry the
+    # alert's fields, not a title or text.
+    template: Overlay | None = None
 
 
 def _template_pagerduty(payload: dict[str, Any], rendered: Rendered) -> None:
@@ -80,19 +72,25 @@ def _template_rootly(payload: dict[str, Any], rendered: Rendered) -> None:
         payload["description"] = rendered.text
 
 
-# Where a target's templates go in the formats built before templates existed; the newer
-# formatters (msteams, opsgenie, email, discord) render them themselves, and the webhook and
-# alertmanager formats carry the alert's fields, not a title or text.
-TEMPLATED: Mapping[TargetFormat, Callable[[dict[str, Any], Rendered], None]] = {
-    TargetFormat.PAGERDUTY: _template_pagerduty,
-    TargetFormat.SLACK: _template_slack,
-    TargetFormat.ROOTLY: _template_rootly,
+FORMATS: Mapping[TargetFormat, Format] = {
+    TargetFormat.PAGERDUTY: Format(pagerduty.build, template=_template_pagerduty),
+    TargetFormat.SLACK: Format(slack.build, slack.build_group, template=_template_slack),
+    TargetFormat.ROOTLY: Format(rootly.build, template=_template_rootly),
+    TargetFormat.WEBHOOK: Format(webhook.build, webhook.build_group),
+    TargetFormat.ALERTMANAGER: Format(alertmanager.build, alertmanager.build_group),
+    TargetFormat.MSTEAMS: Format(msteams.build, msteams.build_group),
+    TargetFormat.OPSGENIE: Format(opsgenie.build, request_url=opsgenie.request_url),
+    TargetFormat.EMAIL: Format(email.build, email.build_group),
+    TargetFormat.DISCORD: Format(discord.build, discord.build_group),
+}
+GROUP_FORMATTERS: Mapping[TargetFormat, GroupFormatter] = {
+    name: f.build_group for name, f in FORMATS.items() if f.build_group is not None
 }
 
 
 def request_url(target: Target, enriched: EnrichedAlert) -> str:
     """The URL this alert's request goes to (the target's own for most formats)."""
-    where = REQUEST_URLS.get(target.format)
+    where = FORMATS[target.format].request_url
     return where(target, enriched) if where is not None else target.url
 
 
@@ -102,10 +100,10 @@ def format_payload(target: Target, enriched: EnrichedAlert, job_id: str) -> dict
         if isinstance(enriched, AlertGroup) and len(enriched.members) > 1:
             # A group's templates are not rendered: they are written for one alert.
             return GROUP_FORMATTERS[target.format](target, enriched, job_id)
-        payload = FORMATTERS[target.format](target, enriched, job_id)
-        overlay = TEMPLATED.get(target.format)
-        if overlay is not None and target.template is not None:
-            overlay(payload, render(target, enriched))
+        fmt = FORMATS[target.format]
+        payload = fmt.build(target, enriched, job_id)
+        if fmt.template is not None and target.template is not None:
+            fmt.template(payload, render(target, enriched))
         return payload
     except PermanentPublishError:
         raise

@@ -4,11 +4,11 @@ disabled: a label that reads ``@everyone`` pings nobody."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
-from publishing.formatters.text import alert_line, clip, counts, group_title, listing_cap
+from publishing.formatters.severity import BySeverity, severity_name
+from publishing.formatters.text import alert_line, clip, group_title, listing_cap
 from publishing.grouping import AlertGroup
 from publishing.targets import Target
 from publishing.templates import title_and_text
@@ -23,30 +23,22 @@ MAX_FIELDS = 25
 FOOTER_MAX_CHARS = 2048
 # Embed colours (RGB as an integer) by severity; a resolved alert is green.
 RESOLVED_COLOUR = 0x2EB67D
-COLOURS: Mapping[str, int] = {
-    "critical": 0xE01E5A,
-    "error": 0xE01E5A,
-    "warning": 0xECB22E,
-    "info": 0x36C5F0,
-    "noise": 0x36C5F0,
-}
-DEFAULT_COLOUR = COLOURS["warning"]
+COLOURS = BySeverity(critical=0xE01E5A, warning=0xECB22E, info=0x36C5F0, resolved=RESOLVED_COLOUR)
 
 
 def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
     alert = enriched.alert
-    severity = (enriched.severity or "").lower()
     resolved = alert.status is AlertStatus.RESOLVED
     title, text = title_and_text(target, enriched)
     fields = [
         _field("Status", alert.status.value),
-        _field("Severity", severity or "unknown"),
+        _field("Severity", severity_name(enriched)),
         *(_field(k, v) for k, v in sorted(alert.labels.items())),
     ]
     embed: dict[str, Any] = {
         "title": clip(title, TITLE_MAX_CHARS),
         "description": clip(text, DESCRIPTION_MAX_CHARS),
-        "color": RESOLVED_COLOUR if resolved else COLOURS.get(severity, DEFAULT_COLOUR),
+        "color": COLOURS.of(enriched),
         "fields": fields[:MAX_FIELDS],
         "timestamp": format_time(alert.ends_at if resolved and alert.ends_at else alert.starts_at),
         "footer": {"text": clip(f"fingerprint {alert.fingerprint}", FOOTER_MAX_CHARS)},
@@ -72,13 +64,10 @@ def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any
     """Many alerts in one embed: the counts as its title, one line an alert (firing first)
     in its description up to ``group_max_alerts`` or Discord's 4,096 characters, then "+k more"."""
     alerts = group.members
-    firing, _ = counts(alerts)
     title = group_title(alerts, group.group_labels)
-    severities = [(a.severity or "").lower() for a in alerts if a.alert.status is AlertStatus.FIRING]
-    colour = next(
-        (COLOURS[s] for s in ("critical", "error", "warning", "info") if s in severities), RESOLVED_COLOUR
-    )
-    cap = listing_cap(target.group.max_listed if target.group else None, len(alerts))
+    # Firing alerts of no listed severity leave the embed green, as a resolved group's.
+    colour = COLOURS.worst_firing(alerts, ("critical", "error", "warning", "info"), RESOLVED_COLOUR)
+    cap = listing_cap(target, len(alerts))
     lines: list[str] = []
     # Room kept for the "+k more" line.
     room = DESCRIPTION_MAX_CHARS - 20
@@ -92,6 +81,6 @@ def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any
     embed = {
         "title": clip(title, TITLE_MAX_CHARS),
         "description": "\n".join(lines),
-        "color": colour if firing else RESOLVED_COLOUR,
+        "color": colour,
     }
     return {"content": clip(title, CONTENT_MAX_CHARS), "embeds": [embed], "allowed_mentions": {"parse": []}}

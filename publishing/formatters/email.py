@@ -57,7 +57,7 @@ def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any
     up to ``group_max_alerts`` (every alert when unset), then "+k more"."""
     alerts = group.members
     title = group_title(alerts, group.group_labels)
-    cap = listing_cap(target.group.max_listed if target.group else None, len(alerts))
+    cap = listing_cap(target, len(alerts))
     lines = [alert_line(a) for a in alerts[:cap]]
     more = [f"+{len(alerts) - cap} more"] if len(alerts) > cap else []
     items = "".join(f"<li>{escape(line)}</li>" for line in lines)

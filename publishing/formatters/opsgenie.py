@@ -5,11 +5,11 @@ is the alerts endpoint (``https://api.opsgenie.com/v2/alerts``, or the EU one)."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.severity import BySeverity
 from publishing.formatters.text import clip, summary_of
 from publishing.targets import Target
 from publishing.templates import title_and_text
@@ -23,14 +23,7 @@ TAG_MAX_CHARS = 50
 DETAIL_VALUE_MAX_CHARS = 512
 SOURCE = "alert-publishing"
 # P1 (critical) to P5 (informational); an unknown severity is Opsgenie's default, P3.
-PRIORITIES: Mapping[str, str] = {
-    "critical": "P1",
-    "error": "P2",
-    "warning": "P3",
-    "info": "P5",
-    "noise": "P5",
-}
-DEFAULT_PRIORITY = "P3"
+PRIORITIES = BySeverity(critical="P1", error="P2", warning="P3", info="P5")
 
 
 def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
@@ -54,7 +47,7 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
         "message": clip(title, MESSAGE_MAX_CHARS),
         "alias": alert.fingerprint,
         "description": clip(text, DESCRIPTION_MAX_CHARS),
-        "priority": PRIORITIES.get((enriched.severity or "").lower(), DEFAULT_PRIORITY),
+        "priority": PRIORITIES.of(enriched),
         "tags": [clip(f"{k}:{v}", TAG_MAX_CHARS) for k, v in sorted(alert.labels.items())][:MAX_TAGS],
         "details": details,
         "source": SOURCE,

@@ -8,19 +8,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.severity import BySeverity
 from publishing.formatters.text import summary_of
 from publishing.targets import Target
 
 SUMMARY_MAX_CHARS = 1024  # PagerDuty rejects a longer payload.summary
 DEFAULT_SOURCE = "alert-publishing"
-DEFAULT_SEVERITY = "warning"
-SEVERITIES: dict[str, str] = {
-    "critical": "critical",
-    "error": "error",
-    "warning": "warning",
-    "info": "info",
-    "noise": "info",
-}
+SEVERITIES = BySeverity(critical="critical", error="error", warning="warning", info="info")
 # Annotation name -> link text, in the order the links are listed.
 LINK_ANNOTATIONS: dict[str, str] = {
     "runbook_url": "Runbook",
@@ -52,7 +46,7 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
             (alert.labels[k] for k in ("instance", "job", "service") if alert.labels.get(k)),
             DEFAULT_SOURCE,
         ),
-        "severity": _severity(enriched),
+        "severity": SEVERITIES.of(enriched),
         "timestamp": format_time(alert.starts_at),
         "custom_details": details,
     }
@@ -67,10 +61,6 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
 
 def _summary(enriched: EnrichedAlert) -> str:
     return summary_of(enriched.alert) or enriched.alert.alert_name
-
-
-def _severity(enriched: EnrichedAlert) -> str:
-    return SEVERITIES.get((enriched.severity or "").lower(), DEFAULT_SEVERITY)
 
 
 def _links(annotations: Mapping[str, str]) -> list[dict[str, str]]:

@@ -3,22 +3,15 @@ alert's labels as ``{"key", "value"}`` tags (the shape Rootly uses for alert lab
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.severity import BySeverity
 from publishing.formatters.text import clip, summary_of
 from publishing.targets import Target
 
 TITLE_MAX_CHARS = 255
-DEFAULT_SEVERITY = "major"
-SEVERITIES: Mapping[str, str] = {
-    "critical": "critical",
-    "error": "major",
-    "warning": "major",
-    "info": "minor",
-    "noise": "low",
-}
+SEVERITIES = BySeverity(critical="critical", error="major", warning="major", info="minor", noise="low")
 
 
 def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
@@ -28,7 +21,7 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
     return {
         "title": clip(title, TITLE_MAX_CHARS),
         "description": _description(enriched),
-        "severity": SEVERITIES.get((enriched.severity or "").lower(), DEFAULT_SEVERITY),
+        "severity": SEVERITIES.of(enriched),
         "status": "resolved" if alert.status is AlertStatus.RESOLVED else "open",
         "tags": [{"key": k, "value": v} for k, v in sorted(alert.labels.items())],
         "environment": alert.labels.get("namespace"),

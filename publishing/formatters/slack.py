@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
+from publishing.formatters.severity import BySeverity, severity_name
 from publishing.formatters.text import clip, counts, group_title, listing_cap, summary_of
 from publishing.grouping import AlertGroup
 from publishing.targets import Target
@@ -21,21 +22,17 @@ TEXT_MAX_CHARS = 3000
 
 # Looks by severity: (attachment colour, emoji). Unknown severities look like warnings.
 RESOLVED_LOOK = ("#2EB67D", ":white_check_mark:")
-LOOKS: Mapping[str, tuple[str, str]] = {
-    "critical": ("#E01E5A", ":rotating_light:"),
-    "error": ("#E01E5A", ":rotating_light:"),
-    "warning": ("#ECB22E", ":warning:"),
-    "info": ("#36C5F0", ":information_source:"),
-    "noise": ("#36C5F0", ":information_source:"),
-}
-DEFAULT_LOOK = LOOKS["warning"]
+LOOKS = BySeverity(
+    critical=("#E01E5A", ":rotating_light:"),
+    warning=("#ECB22E", ":warning:"),
+    info=("#36C5F0", ":information_source:"),
+    resolved=RESOLVED_LOOK,
+)
 
 
 def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any]:
     alert = enriched.alert
-    severity = (enriched.severity or "").lower()
-    resolved = alert.status is AlertStatus.RESOLVED
-    colour, emoji = RESOLVED_LOOK if resolved else LOOKS.get(severity, DEFAULT_LOOK)
+    colour, emoji = LOOKS.of(enriched)
     status = alert.status.value.upper()
     summary = summary_of(alert) or alert.alert_name
 
@@ -52,7 +49,7 @@ def build(target: Target, enriched: EnrichedAlert, job_id: str) -> dict[str, Any
             "type": "section",
             "fields": [
                 _mrkdwn(f"*Status*\n{alert.status.value}", FIELD_MAX_CHARS),
-                _mrkdwn(f"*Severity*\n{_escape(severity or 'unknown')}", FIELD_MAX_CHARS),
+                _mrkdwn(f"*Severity*\n{_escape(severity_name(enriched))}", FIELD_MAX_CHARS),
                 _mrkdwn(f"*Alert*\n{_escape(alert.alert_name)}", FIELD_MAX_CHARS),
             ],
         },
@@ -120,11 +117,7 @@ def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any
     alerts = group.members
     firing, _ = counts(alerts)
     worst = max(
-        (
-            LOOKS.get((a.severity or "").lower(), DEFAULT_LOOK)
-            for a in alerts
-            if a.alert.status is AlertStatus.FIRING
-        ),
+        (LOOKS.named(a.severity) for a in alerts if a.alert.status is AlertStatus.FIRING),
         key=_rank,
         default=RESOLVED_LOOK,
     )
@@ -133,7 +126,7 @@ def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any
     lines = [_group_line(a) for a in alerts]
     sections: list[str] = []
     listed = 0
-    cap = listing_cap(target.group.max_listed if target.group else None, len(lines))
+    cap = listing_cap(target, len(lines))
     for line in lines[:cap]:
         if sections and len(sections[-1]) + 1 + len(line) <= SECTION_MAX_CHARS:
             sections[-1] += "\n" + line
@@ -169,14 +162,13 @@ def build_group(target: Target, group: AlertGroup, job_id: str) -> dict[str, Any
 
 def _group_line(enriched: EnrichedAlert) -> str:
     alert = enriched.alert
-    resolved = alert.status is AlertStatus.RESOLVED
-    emoji = RESOLVED_LOOK[1] if resolved else LOOKS.get((enriched.severity or "").lower(), DEFAULT_LOOK)[1]
+    emoji = LOOKS.of(enriched)[1]
     summary = summary_of(alert)
     line = f"{emoji} *{_escape(alert.alert_name)}*" + (f": {_escape(summary)}" if summary else "")
     return clip(line, GROUP_LINE_MAX_CHARS - len(alert.fingerprint) - 3) + f" `{_escape(alert.fingerprint)}`"
 
 
-_SEVERITY_ORDER = [LOOKS["info"], LOOKS["warning"], LOOKS["critical"]]
+_SEVERITY_ORDER = [LOOKS.info, LOOKS.warning, LOOKS.critical]
 
 
 def _rank(look: tuple[str, str]) -> int:

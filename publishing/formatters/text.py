@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from publishing.alert import Alert, AlertStatus, EnrichedAlert
+from publishing.targets import Target
 
 
 def summary_of(alert: Alert) -> str | None:
@@ -40,7 +41,8 @@ def alert_line(enriched: EnrichedAlert) -> str:
     return f"{text} ({alert.fingerprint})"
 
 
-def listing_cap(limit: int | None, fits: int) -> int:
+def listing_cap(target: Target, fits: int) -> int:
     """How many alerts a grouped message lists: the target's ``group_max_alerts``, at most
     what the format can hold."""
+    limit = target.group.max_listed if target.group else None
     return fits if limit is None else min(limit, fits)

@@ -1,10 +1,11 @@
--- A group is done: its message delivered (ARGV[3] = 'done': every member remembers the
+-- A group is done: its message delivered (ending 'done': every member remembers the
 -- carrier, so a redelivered member is not sent again; a superseded one remembers '') or its
--- carrier failed for good
--- ('solo': every member is sent on its own from now on). Forgets the group and its in-flight
--- marks. Returns 1, or 0 when the group was already gone.
+-- carrier failed for good (ending 'solo': every member is sent on its own from now on).
+-- Forgets the group and its in-flight marks. Returns 1, or 0 when the group was already gone.
 local base = KEYS[1]
-local gid, ttl_ms, ending = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local gid = ARGV[1]
+local ttl_ms = tonumber(ARGV[2])
+local ending = ARGV[3]
 local meta = base .. 'g:' .. gid
 if redis.call('EXISTS', meta) == 0 then
   return 0

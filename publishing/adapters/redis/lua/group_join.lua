@@ -1,4 +1,4 @@
--- A grouped target's job joins its storm group (docs/design.md (Storm grouping)). KEYS[1] is
+-- A grouped target's job joins its storm group (docs/design.md (Storm grouping)). `base` is
 -- the target's key prefix; every key of the group is built under it (one hash tag a target).
 -- A job already in a group learns where it stands: its group's carrier is told whether the
 -- window is over (or the group already taken by it), a member who carries it. A new job
@@ -6,13 +6,17 @@
 -- opens one and carries it; it carries the open group instead when that group's window is
 -- over and its carrier has not been seen for late_ms. A resolve whose alert's firing is in a
 -- group being sent waits.
--- Asked without joining (ARGV[10] = '0'), a job in no group learns only that ('new').
+-- Asked without joining (`joining` false), a job in no group learns only that ('new').
 -- Returns {role, carrier or group id, wait_ms}.
 local base = KEYS[1]
-local key, job_id, fingerprint = ARGV[1], ARGV[2], ARGV[3]
+local key = ARGV[1]
+local job_id = ARGV[2]
+local fingerprint = ARGV[3]
 local firing = ARGV[4] == '1'
 local member = ARGV[5]
-local wait_ms, ttl_ms, late_ms = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local wait_ms = tonumber(ARGV[6])
+local ttl_ms = tonumber(ARGV[7])
+local late_ms = tonumber(ARGV[8])
 local order_wait_ms = tonumber(ARGV[9])
 local joining = ARGV[10] == '1'
 

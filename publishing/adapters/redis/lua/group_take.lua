@@ -3,7 +3,8 @@
 -- done), and the members come back in join order as {member, superseded (0|1), ...}. Taking
 -- a taken group returns the same members (the carrier's retry). Nil when the group is gone.
 local base = KEYS[1]
-local gid, ttl_ms = ARGV[1], tonumber(ARGV[2])
+local gid = ARGV[1]
+local ttl_ms = tonumber(ARGV[2])
 local meta = base .. 'g:' .. gid
 if redis.call('EXISTS', meta) == 0 then
   return nil

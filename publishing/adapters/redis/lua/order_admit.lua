@@ -13,10 +13,11 @@ local probes_key = KEYS[3]
 local pause_key = KEYS[4]
 local rate_key = KEYS[5]
 
--- The gate's arguments are ARGV[1..5], the admission's the eight after them.
+-- The gate's arguments are the first five, the admission's the eight after them.
 local gate_args, acquire_args = {}, {}
 for i = 1, #ARGV do
-  if i <= 5 then gate_args[i] = ARGV[i] else acquire_args[i - 5] = ARGV[i] end
+  local value = ARGV[i]
+  if i <= 5 then gate_args[i] = value else acquire_args[i - 5] = value end
 end
 
 local decision = gate({order_key}, gate_args)
