@@ -9,7 +9,7 @@ import logging
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -38,7 +38,7 @@ from publishing.grouping import (
     settlements,
 )
 from publishing.job import Job
-from publishing.ordering import Gate, GateDecision, OrderGate
+from publishing.ordering import Gate, GateDecision, GateEntry, OrderGate
 from publishing.priority import Priority
 from publishing.retry import GiveUp, RetryPolicy
 from publishing.target_health import HealthEvent
@@ -62,16 +62,7 @@ class Publisher(Protocol):
 
 class GatedAdmission(Protocol):
     def enter_and_acquire(
-        self,
-        target: str,
-        fingerprint: str,
-        job_id: str,
-        firing: bool,
-        submitted_at: float,
-        lease_s: float,
-        require_fired: bool,
-        config: BreakerConfig,
-        rate: RateLimit | None = None,
+        self, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None = None
     ) -> tuple[GateDecision, BreakerDecision | None]:
         """``OrderGate.enter`` and, when the gate says go, ``BreakerStore.acquire``, decided
         in one call (one Redis round trip an attempt instead of two)."""
@@ -162,35 +153,21 @@ def health_events(outcome: object) -> tuple[list[HealthEvent], str | None]:
     return [], None
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class DeliveryService:
-    def __init__(
-        self,
-        registry: TargetRegistry,
-        publisher: Publisher,
-        breakers: BreakerStore,
-        *,
-        order_gate: OrderGate | None = None,
-        admission: GatedAdmission | None = None,
-        groups: GroupStore | None = None,
-        requeue: Requeue | None = None,
-        retry_policy: Callable[[Job], RetryPolicy],
-        breaker_config: BreakerConfig,
-        default_timeout_s: float,
-        clock: Callable[[], float],
-        rng: Callable[[], float] = random.random,
-    ) -> None:
-        self._registry = registry
-        self._publisher = publisher
-        self._breakers = breakers
-        self._gate = order_gate
-        self._admission = admission
-        self._groups = groups
-        self._requeue = requeue
-        self._policy = retry_policy
-        self._breaker_config = breaker_config
-        self._default_timeout_s = default_timeout_s
-        self._clock = clock
-        self._rng = rng
+    registry: TargetRegistry
+    publisher: Publisher
+    breakers: BreakerStore
+    _: KW_ONLY
+    order_gate: OrderGate | None = None
+    admission: GatedAdmission | None = None
+    groups: GroupStore | None = None
+    requeue: Requeue | None = None
+    retry_policy: Callable[[Job], RetryPolicy]
+    breaker_config: BreakerConfig
+    default_timeout_s: float
+    clock: Callable[[], float]
+    rng: Callable[[], float] = random.random
 
     def attempt(self, job: Job) -> Outcome:
         outcome = self._attempt(job)
@@ -198,7 +175,7 @@ class DeliveryService:
             via = self._fallback_for(job)
             if via is not None:
                 outcome = Rerouted(via, outcome.error)
-        if isinstance(outcome, Failed | Rerouted) and self._groups is not None:
+        if isinstance(outcome, Failed | Rerouted) and self.groups is not None:
             self._dissolve(job)
         return outcome
 
@@ -207,14 +184,14 @@ class DeliveryService:
         members of a group it carries are each sent on their own (docs/design.md (Storm
         grouping)). Their tracking keeps their messages first, so the reconciler sends them
         if the enqueue here fails."""
-        assert self._groups is not None
-        released = self._groups.dissolve(job.via or job.target, job.job_id)
+        assert self.groups is not None
+        released = self.groups.dissolve(job.via or job.target, job.job_id)
         if not released:
             return
         log.warning("job %s: its group of %d more alerts is sent alert by alert", job.job_id, len(released))
-        if self._requeue is not None:
+        if self.requeue is not None:
             try:
-                self._requeue.enqueue_many([m.job for m in released])
+                self.requeue.enqueue_many([m.job for m in released])
             except Exception:
                 log.exception(
                     "job %s: its group's members could not be enqueued; the reconciler will", job.job_id
@@ -226,14 +203,14 @@ class DeliveryService:
         if job.via is not None:
             return None
         try:
-            primary = self._registry.get(job.target)
+            primary = self.registry.get(job.target)
         except UnknownTargetError:
             return None
         if job.priority.value not in primary.fallback_priorities:
             return None
         for name in primary.fallback:
             try:
-                if self._registry.get(name).enabled:
+                if self.registry.get(name).enabled:
                     return name
             except UnknownTargetError:
                 continue
@@ -241,18 +218,18 @@ class DeliveryService:
 
     def _attempt(self, job: Job) -> Outcome:
         try:
-            target = self._registry.get(job.via or job.target)
+            target = self.registry.get(job.via or job.target)
         except UnknownTargetError as exc:
             return Failed(ErrorType.PERMANENT, f"{exc}: it is no longer configured")
         if not target.enabled:
             return Failed(ErrorType.PERMANENT, f"target {target.name!r} is disabled")
-        config = self._breaker_config
-        now = self._clock()
+        config = self.breaker_config
+        now = self.clock()
         if job.deferred_since is not None and now - job.deferred_since >= config.max_deferral_s:
             return Failed(ErrorType.TRANSIENT, "circuit open")
-        timeout_s = target.timeout_s or self._default_timeout_s
+        timeout_s = target.timeout_s or self.default_timeout_s
         lease_s = timeout_s + config.probe_lease_margin_s
-        if target.group is not None and self._groups is not None:
+        if target.group is not None and self.groups is not None:
             return self._grouped_attempt(job, target, lease_s)
         return self._gated_attempt(
             job,
@@ -273,33 +250,43 @@ class DeliveryService:
         """``then`` behind the firing-before-resolved gate."""
         firing = job.alert.alert.status is AlertStatus.FIRING
         admitted: BreakerDecision | None = None
-        if self._gate is not None:
-            args = (target.name, job.alert.alert.fingerprint, job.job_id, firing, job.submitted_at, lease_s)
-            if admit and self._admission is not None:
-                gate, admitted = self._admission.enter_and_acquire(
-                    *args, target.resolve_only_if_fired, self._breaker_config, target.rate_limit
+        if self.order_gate is not None:
+            entry = GateEntry(
+                target.name,
+                job.alert.alert.fingerprint,
+                job.job_id,
+                firing,
+                job.submitted_at,
+                lease_s,
+                target.resolve_only_if_fired,
+            )
+            if admit and self.admission is not None:
+                gate, admitted = self.admission.enter_and_acquire(
+                    entry, self.breaker_config, target.rate_limit
                 )
             else:
-                gate = self._gate.enter(*args, require_fired=target.resolve_only_if_fired)
+                gate = self.order_gate.enter(entry)
             if gate.gate is Gate.SUPERSEDED:
                 return Superseded()
             if gate.gate is Gate.WAIT:
-                return Deferred(gate.wait_s + self._rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
+                return Deferred(gate.wait_s + self.rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
         outcome: Outcome | None = None
         try:
             outcome = then(admitted)
             return outcome
         finally:
-            if self._gate is not None and firing:
+            if self.order_gate is not None and firing:
                 delivered = isinstance(outcome, Delivered)
-                self._gate.leave(target.name, job.alert.alert.fingerprint, job.job_id, delivered=delivered)
+                self.order_gate.leave(
+                    target.name, job.alert.alert.fingerprint, job.job_id, delivered=delivered
+                )
 
     def _grouped_attempt(self, job: Job, target: Target, lease_s: float) -> Outcome:
         """A job of a grouped target (docs/design.md (Storm grouping)). A new one passes the
         gate, then joins its group; one that has run before (a carrier back after its window or
         a deferral) is in its group already, past the gate: its group keeps its alert's order."""
-        assert self._groups is not None and target.group is not None
-        groups, grouping = self._groups, target.group
+        assert self.groups is not None and target.group is not None
+        groups, grouping = self.groups, target.group
         key, member = group_key(grouping.by, job.alert), GroupMember.of(job)
         if job.deferrals or job.retries:
             known = groups.join(target.name, key, member, grouping.wait_s, join=False)
@@ -322,7 +309,7 @@ class DeliveryService:
         if role in (Role.JOINED, Role.DONE):
             return Grouped(membership.carrier, settled=role is Role.DONE)
         if role is Role.ORDER_WAIT:
-            return Deferred(membership.wait_s + self._rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
+            return Deferred(membership.wait_s + self.rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
         if role is Role.DUE:
             return self._admitted_attempt(job, target, lease_s, group_id=membership.carrier)
         # SOLO: its group failed; NEW cannot come from a join.
@@ -337,9 +324,9 @@ class DeliveryService:
         decision: BreakerDecision | None = None,
     ) -> Outcome:
         """``decision``: the admission already decided with the gate, if it was."""
-        config = self._breaker_config
+        config = self.breaker_config
         if decision is None:
-            decision = self._breakers.acquire(target.name, config, lease_s, target.rate_limit)
+            decision = self.breakers.acquire(target.name, config, lease_s, target.rate_limit)
         if not isinstance(decision, Admit):
             down = decision.reason in (DeferReason.BREAKER_OPEN, DeferReason.PROBE_BUSY)
             via = self._fallback_for(job) if down else None
@@ -347,7 +334,7 @@ class DeliveryService:
                 return Rerouted(via, f"{target.name} down for {decision.down_for_s:.0f} s")
             # Jitter spreads the deferred jobs out; never more than the wait itself, so a
             # rate-limited job does not sleep a second for a 0.2 s token.
-            jitter = self._rng() * min(self._policy(job).jitter_s, max(decision.wait_s, 0.05))
+            jitter = self.rng() * min(self.retry_policy(job).jitter_s, max(decision.wait_s, 0.05))
             wait_s = decision.wait_s + jitter
             if via is not None:
                 # A job with a fallback wakes no later than its fallback is due, not when the
@@ -356,13 +343,13 @@ class DeliveryService:
             return Deferred(wait_s, decision.state, decision.reason)
         members: list[GroupMember] | None = None
         payload: EnrichedAlert = job.alert
-        if group_id is not None and target.group is not None and self._groups is not None:
+        if group_id is not None and target.group is not None and self.groups is not None:
             # Taken only once admitted: while the target is rate limited or paused the group
             # stays open and keeps growing.
-            members = self._groups.take(target.name, group_id)
+            members = self.groups.take(target.name, group_id)
             payload = (message_of(members, target.group.by) if members else None) or job.alert
         try:
-            receipt = self._publisher.publish(target, payload, job.job_id)
+            receipt = self.publisher.publish(target, payload, job.job_id)
         except PublishError as exc:
             return self._failed_attempt(job, target, exc, decision.probe_id)
         except Exception as exc:
@@ -375,21 +362,21 @@ class DeliveryService:
         if decision.clean:
             # Closed with nothing counted: a success would change nothing (one round trip saved).
             return Delivered(receipt.status_code, receipt.duration_s)
-        transition = self._breakers.record_success(target.name, config, decision.probe_id)
+        transition = self.breakers.record_success(target.name, config, decision.probe_id)
         return Delivered(receipt.status_code, receipt.duration_s, transition is Transition.RECOVERED)
 
     def _finish_group(
         self, job: Job, target: Target, group_id: str, members: list[GroupMember], receipt: Receipt
     ) -> None:
-        assert self._groups is not None
-        done = settlements(job, members, receipt.status_code, receipt.duration_s, self._clock())
-        self._groups.finish(target.name, group_id, done)
-        if self._gate is not None and target.resolve_only_if_fired:
+        assert self.groups is not None
+        done = settlements(job, members, receipt.status_code, receipt.duration_s, self.clock())
+        self.groups.finish(target.name, group_id, done)
+        if self.order_gate is not None and target.resolve_only_if_fired:
             # Each firing carried is delivered: its resolve may follow (docs/design.md (Firing
             # before resolved)).
             for m in members:
                 if m.firing and not m.superseded:
-                    self._gate.leave(target.name, m.fingerprint, m.job_id, delivered=True)
+                    self.order_gate.leave(target.name, m.fingerprint, m.job_id, delivered=True)
 
     def _failed_attempt(self, job: Job, target: Target, exc: Exception, probe_id: str | None) -> Outcome:
         error_type = classify(exc)
@@ -397,18 +384,20 @@ class DeliveryService:
         if isinstance(exc, RateLimitedError) and exc.retry_after_s:
             # The target told us when to come back: pause it for every worker, spend no
             # retry, and do not count it against the breaker (it is up, only busy).
-            pause_s = min(exc.retry_after_s, self._policy(job).retry_after_max_s)
-            self._breakers.pause(target.name, pause_s)
-            self._breakers.release(target.name, probe_id)
-            return Deferred(pause_s + self._rng() * 0.1, BreakerState.CLOSED, DeferReason.PAUSED)
+            pause_s = min(exc.retry_after_s, self.retry_policy(job).retry_after_max_s)
+            self.breakers.pause(target.name, pause_s)
+            self.breakers.release(target.name, probe_id)
+            return Deferred(pause_s + self.rng() * 0.1, BreakerState.CLOSED, DeferReason.PAUSED)
         if error_type is ErrorType.PERMANENT:
-            self._breakers.release(target.name, probe_id)
+            self.breakers.release(target.name, probe_id)
             return Failed(error_type, message)
         tripped = (
-            self._breakers.record_failure(target.name, self._breaker_config, probe_id) is Transition.TRIPPED
+            self.breakers.record_failure(target.name, self.breaker_config, probe_id) is Transition.TRIPPED
         )
         retry_after = exc.retry_after_s if isinstance(exc, RateLimitedError) else None
-        decision = self._policy(job).decide(error_type, job.retries, retry_after_s=retry_after, rng=self._rng)
+        decision = self.retry_policy(job).decide(
+            error_type, job.retries, retry_after_s=retry_after, rng=self.rng
+        )
         if isinstance(decision, GiveUp):
             return Failed(error_type, message, tripped)
         return RetryScheduled(decision.delay_s, error_type, message, tripped)
@@ -419,7 +408,7 @@ class DeliveryService:
         could be written."""
         assert job.failure is not None
         try:
-            target = self._registry.get(job.target)
+            target = self.registry.get(job.target)
             target_type, config = target.type.value, target.to_public_dict()
         except UnknownTargetError:
             target_type, config = "unknown", {"name": job.target}
@@ -438,7 +427,7 @@ class DeliveryService:
             last_retry_at=datetime.fromtimestamp(job.last_retry_at, UTC) if job.last_retry_at else None,
             priority=job.priority,
             failed_at=datetime.fromtimestamp(
-                float(failed_at) if failed_at is not None else self._clock(), UTC
+                float(failed_at) if failed_at is not None else self.clock(), UTC
             ),
             replayed_from=job.replayed_from,
             delivered_via=job.via,

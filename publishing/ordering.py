@@ -48,6 +48,21 @@ class GateNote:
     firing: bool
 
 
+@dataclass(frozen=True, slots=True)
+class GateEntry:
+    """An attempt of a job asks the gate: ``submitted_at`` on the API host's clock, the
+    in-flight lease ``lease_s`` a firing attempt holds, and ``require_fired`` for a target that
+    takes a resolve only of an alert it was sent firing."""
+
+    target: str
+    fingerprint: str
+    job_id: str
+    firing: bool
+    submitted_at: float
+    lease_s: float
+    require_fired: bool = False
+
+
 class OrderGate(Protocol):
     def note(self, notes: Sequence[GateNote]) -> None:
         """These jobs were submitted, now on the gate's clock (one round trip). A resolve moves
@@ -55,16 +70,7 @@ class OrderGate(Protocol):
         again under the same id, a taken-over claim, is the same submission)."""
         ...
 
-    def enter(
-        self,
-        target: str,
-        fingerprint: str,
-        job_id: str,
-        firing: bool,
-        submitted_at: float,
-        lease_s: float,
-        require_fired: bool = False,
-    ) -> GateDecision:
+    def enter(self, entry: GateEntry) -> GateDecision:
         """Before an attempt: a firing job learns whether a resolve noted at or after its own
         note superseded it (and otherwise holds the in-flight lease); a resolve learns whether
         a firing attempt is on the wire, and, with ``require_fired``, is superseded when no

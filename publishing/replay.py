@@ -223,11 +223,8 @@ class Replayer:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
     ) -> None:
         self._dead_letters = dead_letters
-        self._registry = registry
-        self._tracker = tracker
-        self._clock = clock
-        self._new_id = new_id
-        # Replays are never de-duplicated: an operator asking twice means it.
+        # Replays are never de-duplicated: an operator asking twice means it. The submitter
+        # holds the registry, tracker, clock and ids a replay uses too.
         self._submitter = Submitter(
             registry,
             tracker,
@@ -240,7 +237,7 @@ class Replayer:
         )
 
     def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
+        return datetime.fromtimestamp(self._submitter.clock(), UTC)
 
     def replay_one(self, letter_id: str) -> Job:
         """Raises ``NotFoundError``, ``AlreadyReplayedError``, ``ReplayRefusedError``,
@@ -252,7 +249,7 @@ class Replayer:
 
     def _prepare(self, letter: DeadLetter) -> tuple[EnrichedAlert, Target]:
         try:
-            target = self._registry.get(letter.target_name)
+            target = self._submitter.registry.get(letter.target_name)
         except UnknownTargetError:
             raise ReplayRefusedError(
                 letter.id, f"target {letter.target_name!r} is no longer configured"
@@ -268,7 +265,7 @@ class Replayer:
     def _replay(self, letter: DeadLetter) -> Job:
         # Checked before the claim, so that a row that cannot go anywhere stays replayable.
         enriched, target = self._prepare(letter)
-        job_id = self._new_id()
+        job_id = self._submitter.new_id()
         self._dead_letters.claim_for_replay(letter.id, job_id, self._now())
         try:
             return self._submitter.submit_job(enriched, target, replayed_from=letter.id, job_id=job_id)
@@ -288,7 +285,7 @@ class Replayer:
         except PublishingError:
             log.error("could not release the replay claim on dead letter %s", letter_id)
         try:
-            self._tracker.update(
+            self._submitter.tracker.update(
                 job_id, state=JobState.FAILED, last_error="the replayed job could not be enqueued"
             )
         except Exception:
@@ -297,7 +294,7 @@ class Replayer:
 
     def new_run(self, query: DLQFilter, *, dry_run: bool) -> ReplayRun:
         """A run over the unreplayed rows matching ``query`` now, with their count."""
-        started = self._clock()
+        started = self._submitter.clock()
         run = ReplayRun(
             run_id=uuid.uuid4().hex,
             query=replace(query, replayed=None),
@@ -307,7 +304,7 @@ class Replayer:
         )
         _, total = self._dead_letters.read(run.scope, limit=1)
         if dry_run:
-            return replace(run, total=total, state=RunState.DONE, finished_at=self._clock())
+            return replace(run, total=total, state=RunState.DONE, finished_at=self._submitter.clock())
         return replace(run, total=total)
 
     def preview(self, run: ReplayRun, limit: int = MAX_PAGE) -> list[str]:
@@ -337,7 +334,7 @@ class Replayer:
                     skipped=skipped,
                     kept=kept,
                     pages=run.pages + 1,
-                    finished_at=self._clock(),
+                    finished_at=self._submitter.clock(),
                     error=str(exc),
                 )
             else:
@@ -351,6 +348,6 @@ class Replayer:
             skipped=skipped,
             kept=kept,
             pages=run.pages + 1,
-            finished_at=self._clock() if finished else None,
+            finished_at=self._submitter.clock() if finished else None,
             error=error,
         )

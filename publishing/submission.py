@@ -8,7 +8,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from publishing.alert import AlertStatus, EnrichedAlert, format_time
@@ -79,31 +79,19 @@ def dedup_key(enriched: EnrichedAlert, target: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class Submitter:
-    def __init__(
-        self,
-        registry: TargetRegistry,
-        tracker: JobTracker,
-        deduplicator: Deduplicator,
-        enqueuer: Enqueuer,
-        *,
-        order_gate: OrderGate | None = None,
-        dedup_window_s: float,
-        clock: Callable[[], float],
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
-        sleep: Callable[[float], None] = time.sleep,
-        claim_grace_s: float = CLAIM_GRACE_S,
-    ) -> None:
-        self._registry = registry
-        self._tracker = tracker
-        self._dedup = deduplicator
-        self._enqueuer = enqueuer
-        self._gate = order_gate
-        self._window_s = dedup_window_s
-        self._clock = clock
-        self._new_id = new_id
-        self._sleep = sleep
-        self._grace_s = claim_grace_s
+    registry: TargetRegistry
+    tracker: JobTracker
+    deduplicator: Deduplicator
+    enqueuer: Enqueuer
+    _: KW_ONLY
+    order_gate: OrderGate | None = None
+    dedup_window_s: float
+    clock: Callable[[], float]
+    new_id: Callable[[], str] = lambda: str(uuid.uuid4())
+    sleep: Callable[[float], None] = time.sleep
+    claim_grace_s: float = CLAIM_GRACE_S
 
     def submit(
         self, alerts: Sequence[EnrichedAlert], target_names: Iterable[str] | None = None
@@ -114,18 +102,18 @@ class Submitter:
         names = list(target_names) if target_names is not None else None
         if names is not None:
             for name in names:
-                self._registry.get(name)
+                self.registry.get(name)
         result = SubmissionResult()
         pairs: list[tuple[EnrichedAlert, Target]] = []
         for enriched in alerts:
-            targets = self._registry.matching(enriched, names)
+            targets = self.registry.matching(enriched, names)
             if not targets:
                 result.unrouted.append(enriched.alert.fingerprint)
             pairs += [(enriched, target) for target in targets]
         # One round trip for every claim of the request, one for every tracking entry.
         keys = [dedup_key(enriched, target.name) for enriched, target in pairs]
-        claims = self._claim([(key, self._new_id()) for key in keys])
-        now = self._clock()
+        claims = self._claim([(key, self.new_id()) for key in keys])
+        now = self.clock()
         fresh: list[tuple[Job, str]] = []
         for (enriched, target), key, claim in zip(pairs, keys, claims, strict=True):
             priority = priority_of(enriched)
@@ -147,7 +135,7 @@ class Submitter:
         # client's retry takes the claims over after the grace period and sends the jobs again
         # under the same ids, and the reconciler sends any job no retry asks for (docs/design.md
         # (Reconciler)): a duplicate under one id at worst, never a lost job.
-        self._enqueuer.enqueue_many([job for job, _ in fresh])
+        self.enqueuer.enqueue_many([job for job, _ in fresh])
         self._mark_quietly([(key, job.job_id) for job, key in fresh])
         return result
 
@@ -155,16 +143,18 @@ class Submitter:
         """The request's claims. A claim another request holds without having enqueued its job
         yet (an HA replica a few milliseconds ahead) is waited for, up to the grace period,
         after which it is taken over."""
-        if self._window_s <= 0 or not claims:
+        if self.dedup_window_s <= 0 or not claims:
             return [Claim(ClaimStatus.NEW, job_id) for _, job_id in claims]
-        result = self._dedup.claim_many(claims, self._window_s, self._grace_s)
-        deadline = self._clock() + self._grace_s + 1.0
+        result = self.deduplicator.claim_many(claims, self.dedup_window_s, self.claim_grace_s)
+        deadline = self.clock() + self.claim_grace_s + 1.0
         while True:
             waiting = [i for i, claim in enumerate(result) if claim.status is ClaimStatus.PENDING]
-            if not waiting or self._clock() > deadline:
+            if not waiting or self.clock() > deadline:
                 break
-            self._sleep(CLAIM_POLL_S)
-            again = self._dedup.claim_many([claims[i] for i in waiting], self._window_s, self._grace_s)
+            self.sleep(CLAIM_POLL_S)
+            again = self.deduplicator.claim_many(
+                [claims[i] for i in waiting], self.dedup_window_s, self.claim_grace_s
+            )
             for i, claim in zip(waiting, again, strict=True):
                 result[i] = claim
         # Still pending past the deadline (a clock jump): that job is its own request's.
@@ -179,7 +169,7 @@ class Submitter:
         claims over and gets the same ids (a duplicate under one id at worst)."""
         try:
             for _, job_id in claims:
-                self._tracker.update(
+                self.tracker.update(
                     job_id, state=JobState.FAILED, last_error="could not be enqueued", message=None
                 )
         except Exception:
@@ -188,16 +178,16 @@ class Submitter:
 
     def _release_quietly(self, claims: list[tuple[str, str]]) -> None:
         # Best effort: when Redis itself failed, the pending claims are taken over later.
-        if claims and self._window_s > 0:
+        if claims and self.dedup_window_s > 0:
             with contextlib.suppress(Exception):
-                self._dedup.release_many(claims)
+                self.deduplicator.release_many(claims)
 
     def _mark_quietly(self, claims: list[tuple[str, str]]) -> None:
         # Best effort: an unmarked claim is taken over after the grace period, and its job
         # enqueued again under the same id (a duplicate delivery at worst, never a lost one).
-        if claims and self._window_s > 0:
+        if claims and self.dedup_window_s > 0:
             with contextlib.suppress(Exception):
-                self._dedup.mark_enqueued(claims)
+                self.deduplicator.mark_enqueued(claims)
 
     def submit_job(
         self,
@@ -209,16 +199,16 @@ class Submitter:
     ) -> Job:
         """Enqueue one job without de-duplication (replays and test alerts)."""
         job = Job(
-            job_id=job_id or self._new_id(),
+            job_id=job_id or self.new_id(),
             target=target.name,
             priority=priority_of(enriched),
             alert=enriched,
-            submitted_at=self._clock(),
+            submitted_at=self.clock(),
             replayed_from=replayed_from,
         )
         self._track([job])
         try:
-            self._enqueuer.enqueue(job)
+            self.enqueuer.enqueue(job)
         except Exception:
             self._abandon_quietly([("", job.job_id)])
             raise
@@ -227,10 +217,10 @@ class Submitter:
     def _track(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
-        if self._gate is not None:
+        if self.order_gate is not None:
             # On the gate's clock, before the job can run: a firing is superseded by a resolve
             # noted after it, whatever the clocks of the API hosts that took them.
-            self._gate.note(
+            self.order_gate.note(
                 [
                     GateNote(
                         job.target,
@@ -241,7 +231,7 @@ class Submitter:
                     for job in jobs
                 ]
             )
-        self._tracker.record_many(
+        self.tracker.record_many(
             [
                 JobSnapshot(
                     id=job.job_id,

@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from datetime import UTC, datetime
 from http.cookiejar import DefaultCookiePolicy
 from importlib import metadata
@@ -84,34 +85,28 @@ def classify_request_error(exc: BaseException) -> ErrorType:
     return classify(exc, REQUESTS_TABLE)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
 class HttpPublisher:
-    def __init__(
-        self,
-        session: requests.Session,
-        *,
-        default_timeout_s: float,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._session = session
-        self._default_timeout_s = default_timeout_s
-        self._clock = clock
-        self._monotonic = monotonic
-        self._user_agent = f"alert-publishing/{_version()}"
+    session: requests.Session
+    _: KW_ONLY
+    default_timeout_s: float
+    clock: Callable[[], float] = time.time
+    monotonic: Callable[[], float] = time.monotonic
+    user_agent: str = field(init=False, default_factory=lambda: f"alert-publishing/{_version()}")
 
     def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt:
         body = _serialise(target, format_payload(target, enriched, job_id))
         headers, auth = self._request_headers(target, job_id, body)
-        timeout_s = target.timeout_s or self._default_timeout_s
-        started = self._clock()
+        timeout_s = target.timeout_s or self.default_timeout_s
+        started = self.clock()
         # The whole attempt (connect, send, headers, the bounded read) ends by this deadline: a
         # socket timeout alone bounds each wait, and a byte every second would never trip it.
-        deadline = self._monotonic() + timeout_s
+        deadline = self.monotonic() + timeout_s
         try:
             # The wait for the answer head is cut at the deadline too (a header trickled byte by
             # byte); the body is read against it below.
             with attempt_deadline(time.monotonic() + timeout_s) as watch:
-                response = self._session.post(
+                response = self.session.post(
                     request_url(target, enriched),
                     data=body,
                     headers=headers,
@@ -137,7 +132,7 @@ class HttpPublisher:
             raise _request_failed(target, exc, TransientPublishError) from exc
         finally:
             response.close()
-        duration_s = max(0.0, self._clock() - started)
+        duration_s = max(0.0, self.clock() - started)
         if 200 <= response.status_code < 300:
             log.debug(
                 "job %s delivered to target %s: HTTP %d in %.3f s",
@@ -159,7 +154,7 @@ class HttpPublisher:
         head = bytearray()
         try:
             while len(head) < RESPONSE_EXCERPT_BYTES:
-                remaining_s = deadline - self._monotonic()
+                remaining_s = deadline - self.monotonic()
                 if remaining_s <= 0:
                     raise AttemptTimeout(f"timed out: no complete answer within {timeout_s:g} s")
                 if sock is not None:
@@ -182,7 +177,7 @@ class HttpPublisher:
     ) -> tuple[CaseInsensitiveDict[str], HTTPBasicAuth | None]:
         # The target's own headers may replace the defaults but never the protocol headers.
         headers: CaseInsensitiveDict[str] = CaseInsensitiveDict(
-            {"Content-Type": "application/json", "User-Agent": self._user_agent}
+            {"Content-Type": "application/json", "User-Agent": self.user_agent}
         )
         headers.update(target.headers)
         headers["Idempotency-Key"] = job_id
@@ -196,7 +191,7 @@ class HttpPublisher:
                 headers["Authorization"] = f"Bearer {target.bearer_token}"
             elif target.basic_auth:
                 auth = HTTPBasicAuth(target.basic_auth.username, target.basic_auth.password)
-            timestamp = str(int(self._clock()))
+            timestamp = str(int(self.clock()))
             headers["webhook-id"] = job_id
             headers["webhook-timestamp"] = timestamp
             if target.signing_secret:
@@ -218,7 +213,7 @@ class HttpPublisher:
         log.info("delivery to target %s rejected: %s", target.name, message)
         retry_after_header = response.headers.get("Retry-After")
         if status in RATE_LIMIT_STATUS and (status == 429 or retry_after_header is not None):
-            now = datetime.fromtimestamp(self._clock(), UTC)
+            now = datetime.fromtimestamp(self.clock(), UTC)
             retry_after_s = parse_retry_after(retry_after_header, now)
             if status == 429 and target.type in RETRY_AFTER_IN_BODY:
                 retry_after_s = _body_retry_after(body) or retry_after_s

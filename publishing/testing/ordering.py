@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from publishing.ordering import Gate, GateDecision, GateNote
+from publishing.ordering import Gate, GateDecision, GateEntry, GateNote
 from publishing.testing.clock import FrozenClock
 
 
@@ -25,28 +25,19 @@ class InMemoryOrderGate:
                 key = (n.target, n.fingerprint)
                 self._resolved_at[key] = max(self._resolved_at.get(key, float("-inf")), now)
 
-    def enter(
-        self,
-        target: str,
-        fingerprint: str,
-        job_id: str,
-        firing: bool,
-        submitted_at: float,
-        lease_s: float,
-        require_fired: bool = False,
-    ) -> GateDecision:
-        key, now = (target, fingerprint), self._clock()
-        if firing:
-            noted = self._firing_at.get((target, fingerprint, job_id), submitted_at)
-            if self._resolved_at.get(key, float("-inf")) >= noted:
-                self._firing_at.pop((target, fingerprint, job_id), None)
+    def enter(self, entry: GateEntry) -> GateDecision:
+        key, now = (entry.target, entry.fingerprint), self._clock()
+        if entry.firing:
+            job = (entry.target, entry.fingerprint, entry.job_id)
+            if self._resolved_at.get(key, float("-inf")) >= self._firing_at.get(job, entry.submitted_at):
+                self._firing_at.pop(job, None)
                 return GateDecision(Gate.SUPERSEDED)
-            self._inflight[key] = (job_id, now + lease_s)
+            self._inflight[key] = (entry.job_id, now + entry.lease_s)
             return GateDecision(Gate.GO)
         holder = self._inflight.get(key)
         if holder and holder[1] > now:
             return GateDecision(Gate.WAIT, holder[1] - now)
-        if require_fired and key not in self._fired:
+        if entry.require_fired and key not in self._fired:
             return GateDecision(Gate.SUPERSEDED)
         return GateDecision(Gate.GO)
 

@@ -10,7 +10,7 @@ import redis
 from publishing.adapters.redis.breaker import RedisBreakerStore, RedisGatedAdmission
 from publishing.adapters.redis.ordering import RedisOrderGate
 from publishing.breaker import Admit, BreakerConfig, Defer, DeferReason, RateLimit
-from publishing.ordering import Gate, GateNote
+from publishing.ordering import Gate, GateEntry, GateNote
 
 pytestmark = pytest.mark.redis
 
@@ -25,7 +25,7 @@ class Parts:
         self.admission = RedisGatedAdmission(client, self.gate, self.breakers)
 
     def admit(self, job_id: str, firing: bool = True, rate: RateLimit | None = None):  # type: ignore[no-untyped-def]
-        return self.admission.enter_and_acquire("pd", "fp", job_id, firing, 0.0, 5.0, False, CONFIG, rate)
+        return self.admission.enter_and_acquire(GateEntry("pd", "fp", job_id, firing, 0.0, 5.0), CONFIG, rate)
 
 
 @pytest.fixture

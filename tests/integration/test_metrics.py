@@ -86,7 +86,7 @@ def test_every_original_metric_is_observed(fresh_redis: str, dlq_database_url: s
     )
     fleet = metrics.FleetCollector(
         pipeline.redis,
-        pipeline.submitter._registry,
+        pipeline.submitter.registry,
         pipeline.breakers,
         pipeline.dead_letters,
         pipeline.tracker,

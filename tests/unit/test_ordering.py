@@ -9,7 +9,7 @@ from publishing.breaker import BreakerConfig, DeferReason
 from publishing.delivery import Deferred, Delivered, DeliveryService, Superseded
 from publishing.errors import PermanentPublishError
 from publishing.job import Job
-from publishing.ordering import GateNote
+from publishing.ordering import GateEntry, GateNote
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
 from publishing.submission import Submitter
@@ -125,7 +125,7 @@ def test_a_resolve_waits_while_a_firing_attempt_is_on_the_wire() -> None:
     clock, publisher = FrozenClock(), Publisher()
     gate = InMemoryOrderGate(clock)
     firing = job("f", "firing", 1.0)
-    gate.enter("hook", firing.alert.alert.fingerprint, "f", True, 1.0, lease_s=10)
+    gate.enter(GateEntry("hook", firing.alert.alert.fingerprint, "f", True, 1.0, lease_s=10))
     outcome = service(clock, gate, publisher).attempt(job("r", "resolved", 2.0))
     assert isinstance(outcome, Deferred)
     assert outcome.reason is DeferReason.ORDERING

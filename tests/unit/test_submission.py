@@ -3,6 +3,8 @@ failed enqueue leaves behind."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from publishing.alert import parse_alertmanager
@@ -88,7 +90,7 @@ def test_after_a_failed_enqueue_a_retry_sends_the_jobs_again_under_the_same_ids(
     assert len(first_ids) == 2
 
     del s.enqueuer.enqueue_many  # the broker is back
-    s.submitter._sleep = s.clock.advance  # type: ignore[attr-defined]
+    s.submitter = replace(s.submitter, sleep=s.clock.advance)
     retried = s.submitter.submit(alerts(("Disk", "critical")))
     assert not any(j.duplicate for j in retried.jobs)
     assert sorted(j.id for j in retried.jobs) == first_ids
@@ -128,7 +130,7 @@ def test_a_replica_waits_for_the_other_replicas_pending_claim_and_answers_with_i
     def other_replica_enqueues(_: float) -> None:
         s.dedup.mark_enqueued([(key, "job-of-the-other-replica")])
 
-    s.submitter._sleep = other_replica_enqueues  # type: ignore[attr-defined]
+    s.submitter = replace(s.submitter, sleep=other_replica_enqueues)
     (job,) = s.submitter.submit([alert]).jobs
     assert (job.id, job.duplicate) == ("job-of-the-other-replica", True)
     assert s.enqueuer.sent == []
@@ -139,7 +141,7 @@ def test_a_claim_left_pending_by_a_dead_request_is_taken_over_with_the_same_job_
     (alert,) = alerts(("Disk", "warning"))
     s.dedup.claim_many([(dedup_key(alert, "all"), "ghost-job")], 300, 5)  # its request died
 
-    s.submitter._sleep = s.clock.advance  # type: ignore[attr-defined]
+    s.submitter = replace(s.submitter, sleep=s.clock.advance)
     (job,) = s.submitter.submit([alert]).jobs
     assert (job.id, job.duplicate) == ("ghost-job", False)
     assert [j.job_id for j in s.enqueuer.sent] == ["ghost-job"]

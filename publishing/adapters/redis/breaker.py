@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from publishing.adapters.redis.client import load_script, script_text, text
+from publishing.adapters.redis.client import RedisStore, StoreScript, script_text, text
 from publishing.adapters.redis.ordering import RedisOrderGate
 from publishing.breaker import (
     HALF_OPEN_RETRY_S,
@@ -24,7 +24,7 @@ from publishing.breaker import (
     RateLimit,
     Transition,
 )
-from publishing.ordering import Gate, GateDecision
+from publishing.ordering import Gate, GateDecision, GateEntry
 
 _STATES = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half_open": BreakerState.HALF_OPEN}
 # A breaker's keys expire this long after their last use: a target taken out of the
@@ -34,18 +34,14 @@ KEY_TTL_S = 7 * 86_400
 log = logging.getLogger(__name__)
 
 
-class RedisBreakerStore:
-    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
-        self._client = client
-        self._prefix = prefix
-        self._acquire = load_script(client, "breaker_acquire")
-        self._success = load_script(client, "breaker_success")
-        self._failure = load_script(client, "breaker_failure")
-        self._pause = load_script(client, "breaker_pause")
+class RedisBreakerStore(RedisStore):
+    _acquire = StoreScript("breaker_acquire")
+    _success = StoreScript("breaker_success")
+    _failure = StoreScript("breaker_failure")
+    _pause = StoreScript("breaker_pause")
 
     def keys(self, target: str) -> list[str]:
-        # The hash tag keeps every key of a target in one cluster slot.
-        base = f"{self._prefix}:breaker:{{{target}}}"
+        base = self._target_key("breaker", target)
         return [base, f"{base}:probes", f"{base}:pause", f"{base}:rate"]
 
     def acquire(
@@ -161,25 +157,16 @@ class RedisGatedAdmission:
         self._script = client.register_script(gated_admission_text())
 
     def enter_and_acquire(
-        self,
-        target: str,
-        fingerprint: str,
-        job_id: str,
-        firing: bool,
-        submitted_at: float,
-        lease_s: float,
-        require_fired: bool,
-        config: BreakerConfig,
-        rate: RateLimit | None = None,
+        self, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None = None
     ) -> tuple[GateDecision, BreakerDecision | None]:
         reply = self._script(
-            keys=[self._gate.key(target, fingerprint), *self._breakers.keys(target)],
+            keys=[self._gate.entry_key(entry), *self._breakers.keys(entry.target)],
             args=[
-                *self._gate.enter_args(job_id, firing, submitted_at, lease_s, require_fired),
-                *self._breakers.acquire_args(config, lease_s, rate),
+                *self._gate.enter_args(entry),
+                *self._breakers.acquire_args(config, entry.lease_s, rate),
             ],
         )
-        gate = GateDecision(Gate(text(reply[0])), max(0.0, int(reply[1]) / 1000))
+        gate = self._gate.decision(reply)
         if gate.gate is not Gate.GO:
             return gate, None
-        return gate, self._breakers.decision(target, config, reply[2:])
+        return gate, self._breakers.decision(entry.target, config, reply[2:])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import Any
+from typing import Any, overload
 from urllib.parse import urlsplit
 
 import redis
@@ -109,3 +109,40 @@ def eval_script(script: Script, keys: list[str], args: list[Any], client: Any = 
 
 def text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisStore:
+    """A store on Redis: its client, and the prefix every key it writes starts with (the
+    deployment's ``PUBLISHING_KEY_PREFIX``, or a test's own)."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
+        self._client = client
+        self._prefix = prefix
+
+    def _target_key(self, kind: str, target: str) -> str:
+        """``<prefix>:<kind>:{<target>}``: the hash tag keeps every key of a target in one
+        cluster slot, so one script can take them all."""
+        return f"{self._prefix}:{kind}:{{{target}}}"
+
+
+class StoreScript:
+    """``lua/<name>.lua`` as an attribute of a ``RedisStore``: registered with the store's
+    client the first time the store runs it (registering sends nothing to Redis)."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __set_name__(self, owner: type, attribute: str) -> None:
+        self._attribute = attribute
+
+    @overload
+    def __get__(self, store: None, owner: type) -> StoreScript: ...
+    @overload
+    def __get__(self, store: RedisStore, owner: type) -> Script: ...
+    def __get__(self, store: RedisStore | None, owner: type) -> StoreScript | Script:
+        if store is None:
+            return self
+        script = load_script(store._client, self._name)
+        # Kept on the instance: later reads find it there and never come back here.
+        store.__dict__[self._attribute] = script
+        return script

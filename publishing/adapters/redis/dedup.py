@@ -4,21 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 
-from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
+from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, run_pipeline, text
 from publishing.tracking import Claim, ClaimStatus
 
 
-class RedisDeduplicator:
-    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
-        self._client = client
-        self._prefix = prefix
-        self._claim = load_script(client, "dedup_claim")
-        self._mark = load_script(client, "dedup_mark")
-        self._release = load_script(client, "dedup_release")
+class RedisDeduplicator(RedisStore):
+    _claim = StoreScript("dedup_claim")
+    _mark = StoreScript("dedup_mark")
+    _release = StoreScript("dedup_release")
 
     def _key(self, key: str) -> str:
         return f"{self._prefix}:dedup:{key}"

@@ -11,7 +11,7 @@ import redis
 from redis.client import Pipeline
 
 from publishing.adapters.redis.attempts import RedisHistoryQueue
-from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
+from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, run_pipeline, text
 from publishing.adapters.redis.tracking import RedisJobTracker
 from publishing.grouping import (
     ORDER_WAIT_S,
@@ -24,7 +24,11 @@ from publishing.grouping import (
 from publishing.tracking import JobState
 
 
-class RedisGroupStore:
+class RedisGroupStore(RedisStore):
+    _join = StoreScript("group_join")
+    _take = StoreScript("group_take")
+    _end = StoreScript("group_end")
+
     def __init__(
         self,
         client: redis.Redis,
@@ -34,20 +38,16 @@ class RedisGroupStore:
         *,
         ttl_s: float,
     ) -> None:
-        self._client = client
-        self._prefix = prefix
+        super().__init__(client, prefix)
         self._tracker = tracker
         self._history = history
-        self._join = load_script(client, "group_join")
-        self._take = load_script(client, "group_take")
-        self._end = load_script(client, "group_end")
         # How long a group's marks (a member's carrier, a job sent on its own) are kept: the
         # tracking TTL, as long as a job is remembered at all.
         self._ttl_ms = int(ttl_s * 1000)
 
     def _base(self, target: str) -> str:
         # One hash tag a target: every key of its groups is in one slot.
-        return f"{self._prefix}:group:{{{target}}}:"
+        return f"{self._target_key('group', target)}:"
 
     def join(
         self, target: str, key: str, member: GroupMember, wait_s: float, *, join: bool = True

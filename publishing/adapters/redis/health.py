@@ -4,26 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-import redis
+from redis.commands.core import Script
 
 from publishing.adapters.redis.breaker import KEY_TTL_S
-from publishing.adapters.redis.client import eval_script, load_script, text
+from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, text
 from publishing.target_health import HealthEvent, TargetHealth
 
 
-class RedisTargetHealth:
+class RedisTargetHealth(RedisStore):
     """Per-target health counters and history (``publishing.target_health``)."""
 
     HISTORY_MAX = 50
 
-    def __init__(self, client: redis.Redis, prefix: str = "publishing") -> None:
-        self._client = client
-        self._prefix = prefix
-        self._record = load_script(client, "health_record")
-        self.scripts = [self._record]
+    _record = StoreScript("health_record")
+
+    @property
+    def scripts(self) -> list[Script]:
+        """The scripts ``record`` queues on a caller's pipeline (``run_pipeline`` loads them)."""
+        return [self._record]
 
     def _keys(self, target: str) -> list[str]:
-        base = f"{self._prefix}:health:{{{target}}}"
+        base = self._target_key("health", target)
         return [base, f"{base}:breaker"]
 
     def record(

@@ -8,23 +8,23 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
-from publishing.ordering import Gate, GateDecision, GateNote
+from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, run_pipeline, text
+from publishing.ordering import Gate, GateDecision, GateEntry, GateNote
 
 
-class RedisOrderGate:
+class RedisOrderGate(RedisStore):
     """Firing-before-resolved ordering (``publishing.ordering``), one hash an alert and target."""
 
+    _gate = StoreScript("order_gate")
+    _note = StoreScript("order_note")
+    _leave = StoreScript("order_leave")
+
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: float) -> None:
-        self._client = client
-        self._prefix = prefix
+        super().__init__(client, prefix)
         self._ttl_ms = int(ttl_s * 1000)
-        self._gate = load_script(client, "order_gate")
-        self._note = load_script(client, "order_note")
-        self._leave = load_script(client, "order_leave")
 
     def key(self, target: str, fingerprint: str) -> str:
-        return f"{self._prefix}:order:{{{target}}}:{fingerprint}"
+        return f"{self._target_key('order', target)}:{fingerprint}"
 
     def note(self, notes: Sequence[GateNote]) -> None:
         def build(pipe: Pipeline) -> None:
@@ -35,32 +35,26 @@ class RedisOrderGate:
         if notes:
             run_pipeline(self._client, build, [self._note])
 
-    def enter(
-        self,
-        target: str,
-        fingerprint: str,
-        job_id: str,
-        firing: bool,
-        submitted_at: float,
-        lease_s: float,
-        require_fired: bool = False,
-    ) -> GateDecision:
-        gate, wait_ms = self._gate(
-            keys=[self.key(target, fingerprint)],
-            args=self.enter_args(job_id, firing, submitted_at, lease_s, require_fired),
-        )
-        return GateDecision(Gate(text(gate)), max(0.0, int(wait_ms) / 1000))
+    def enter(self, entry: GateEntry) -> GateDecision:
+        return self.decision(self._gate(keys=[self.entry_key(entry)], args=self.enter_args(entry)))
 
     @staticmethod
-    def enter_args(
-        job_id: str, firing: bool, submitted_at: float, lease_s: float, require_fired: bool
-    ) -> list[Any]:
+    def decision(reply: Sequence[Any]) -> GateDecision:
+        """What order_gate.lua answered (a verdict and a wait in milliseconds)."""
+        gate, wait_ms = reply[:2]
+        return GateDecision(Gate(text(gate)), max(0.0, int(wait_ms) / 1000))
+
+    def entry_key(self, entry: GateEntry) -> str:
+        return self.key(entry.target, entry.fingerprint)
+
+    @staticmethod
+    def enter_args(entry: GateEntry) -> list[Any]:
         return [
-            1 if firing else 0,
-            job_id,
-            repr(submitted_at),
-            max(1, int(lease_s * 1000)),
-            1 if require_fired else 0,
+            1 if entry.firing else 0,
+            entry.job_id,
+            repr(entry.submitted_at),
+            max(1, int(entry.lease_s * 1000)),
+            1 if entry.require_fired else 0,
         ]
 
     def leave(self, target: str, fingerprint: str, job_id: str, delivered: bool = False) -> None:
