@@ -38,7 +38,7 @@ from publishing.grouping import (
     settlements,
 )
 from publishing.job import Job
-from publishing.ordering import Gate, GateDecision, GateEntry, OrderGate
+from publishing.ordering import Gate, GateDecision, GateEntry, GateExit, OrderGate
 from publishing.priority import Priority
 from publishing.retry import GiveUp, RetryPolicy
 from publishing.target_health import HealthEvent
@@ -169,15 +169,32 @@ class DeliveryService:
     clock: Callable[[], float]
     rng: Callable[[], float] = random.random
 
-    def attempt(self, job: Job) -> Outcome:
-        outcome = self._attempt(job)
-        if isinstance(outcome, Failed):
-            via = self._fallback_for(job)
-            if via is not None:
-                outcome = Rerouted(via, outcome.error)
-        if isinstance(outcome, Failed | Rerouted) and self.groups is not None:
-            self._dissolve(job)
+    def attempt(self, job: Job, exits: list[GateExit] | None = None) -> Outcome:
+        """``exits``: where a firing attempt's leave of the gate goes when the caller carries it
+        out with the attempt's settlement (one round trip); without it the leave is made here.
+        An attempt that raises leaves the gate here, before the error goes on."""
+        held: list[GateExit] = []
+        try:
+            outcome = self._attempt(job, held)
+            if isinstance(outcome, Failed):
+                via = self._fallback_for(job)
+                if via is not None:
+                    outcome = Rerouted(via, outcome.error)
+            if isinstance(outcome, Failed | Rerouted) and self.groups is not None:
+                self._dissolve(job)
+        except BaseException:
+            self._leave(held)
+            raise
+        if exits is None:
+            self._leave(held)
+        else:
+            exits.extend(held)
         return outcome
+
+    def _leave(self, exits: list[GateExit]) -> None:
+        for e in exits:
+            assert self.order_gate is not None
+            self.order_gate.leave(e.target, e.fingerprint, e.job_id, delivered=e.delivered)
 
     def _dissolve(self, job: Job) -> None:
         """A job that fails for good or leaves for its fallback takes only its own alert: the
@@ -216,7 +233,7 @@ class DeliveryService:
                 continue
         return None
 
-    def _attempt(self, job: Job) -> Outcome:
+    def _attempt(self, job: Job, exits: list[GateExit]) -> Outcome:
         try:
             target = self.registry.get(job.via or job.target)
         except UnknownTargetError as exc:
@@ -230,12 +247,13 @@ class DeliveryService:
         timeout_s = target.timeout_s or self.default_timeout_s
         lease_s = timeout_s + config.probe_lease_margin_s
         if target.group is not None and self.groups is not None:
-            return self._grouped_attempt(job, target, lease_s)
+            return self._grouped_attempt(job, target, lease_s, exits)
         return self._gated_attempt(
             job,
             target,
             lease_s,
             lambda admitted: self._admitted_attempt(job, target, lease_s, decision=admitted),
+            exits,
             True,
         )
 
@@ -245,9 +263,11 @@ class DeliveryService:
         target: Target,
         lease_s: float,
         then: Callable[[BreakerDecision | None], Outcome],
+        exits: list[GateExit],
         admit: bool = False,
     ) -> Outcome:
-        """``then`` behind the firing-before-resolved gate."""
+        """``then`` behind the firing-before-resolved gate; a firing attempt's leave of the
+        gate is added to ``exits``."""
         firing = job.alert.alert.status is AlertStatus.FIRING
         admitted: BreakerDecision | None = None
         if self.order_gate is not None:
@@ -277,11 +297,9 @@ class DeliveryService:
         finally:
             if self.order_gate is not None and firing:
                 delivered = isinstance(outcome, Delivered)
-                self.order_gate.leave(
-                    target.name, job.alert.alert.fingerprint, job.job_id, delivered=delivered
-                )
+                exits.append(GateExit(target.name, job.alert.alert.fingerprint, job.job_id, delivered))
 
-    def _grouped_attempt(self, job: Job, target: Target, lease_s: float) -> Outcome:
+    def _grouped_attempt(self, job: Job, target: Target, lease_s: float, exits: list[GateExit]) -> Outcome:
         """A job of a grouped target (docs/design.md (Storm grouping)). A new one passes the
         gate, then joins its group; one that has run before (a carrier back after its window or
         a deferral) is in its group already, past the gate: its group keeps its alert's order."""
@@ -298,7 +316,7 @@ class DeliveryService:
                 job, target, lease_s, groups.join(target.name, key, member, grouping.wait_s)
             )
 
-        return self._gated_attempt(job, target, lease_s, lambda _: join())
+        return self._gated_attempt(job, target, lease_s, lambda _: join(), exits)
 
     def _as_member(self, job: Job, target: Target, lease_s: float, membership: Membership) -> Outcome:
         role = membership.role

@@ -49,6 +49,18 @@ class GateNote:
 
 
 @dataclass(frozen=True, slots=True)
+class GateExit:
+    """A firing attempt is over: it leaves the gate (``OrderGate.leave``), ``delivered`` or not.
+    Handed back to the caller of an attempt, so the leave goes in the attempt's settlement
+    (one round trip, docs/design.md (Firing before resolved))."""
+
+    target: str
+    fingerprint: str
+    job_id: str
+    delivered: bool
+
+
+@dataclass(frozen=True, slots=True)
 class GateEntry:
     """An attempt of a job asks the gate: ``submitted_at`` on the API host's clock, the
     in-flight lease ``lease_s`` a firing attempt holds, and ``require_fired`` for a target that

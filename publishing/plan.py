@@ -10,9 +10,10 @@ and a DLQ row that cannot be written yet. Each is an event with a plan too.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from publishing.breaker import DeferReason
 from publishing.classification import ErrorType
 from publishing.delivery import (
     Deferred,
@@ -98,6 +99,9 @@ class Plan:
     countdown_s: float = 0.0
     letter: Job | None = None
     parked: bool = False
+    # The target whose breaker (open, probing) or pause deferred the job: a parked job may wait
+    # behind it until it admits again, not wake every open period (docs/design.md (Retries)).
+    hold_target: str | None = None
 
     @property
     def state(self) -> JobState | None:
@@ -125,7 +129,10 @@ def plan(job: Job, event: Event, now: float, timings: Timings) -> Plan:
         return _retry("group_wait", {"state": JobState.DEFERRED}, waiting, event.delay_s, timings)
     if isinstance(event, Deferred):
         deferred = job.evolve(deferrals=job.deferrals + 1, deferred_since=job.deferred_since or now)
-        return _retry("deferred", {"state": JobState.DEFERRED}, deferred, event.delay_s, timings)
+        p = _retry("deferred", {"state": JobState.DEFERRED}, deferred, event.delay_s, timings)
+        if p.parked and event.reason in _HOLDABLE:
+            return replace(p, hold_target=job.via or job.target)
+        return p
     if isinstance(event, RetryScheduled):
         fields: dict[str, Any] = {
             "state": JobState.RETRYING,
@@ -151,6 +158,10 @@ def plan(job: Job, event: Event, now: float, timings: Timings) -> Plan:
         pending = job.evolve(failure={**job.failure, "writes": writes + 1})
         return _retry("letter_wait", {}, pending, wait, timings)
     return Plan("dead_lettered", {"state": JobState.DLQ})
+
+
+# Deferrals that end when the target's breaker closes or its pause ends, not at a set time.
+_HOLDABLE = frozenset({DeferReason.BREAKER_OPEN, DeferReason.PROBE_BUSY, DeferReason.PAUSED})
 
 
 def _retry(kind: str, fields: Mapping[str, Any], job: Job, wait_s: float, timings: Timings) -> Plan:

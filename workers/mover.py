@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import redis
 
 from publishing.adapters.broker import CeleryEnqueuer, producer_app
 from publishing.adapters.composition import Services, services_for
-from publishing.parking import MOVE_BATCH, move_due
+from publishing.parking import MOVE_BATCH, hold_for, move_due
 from publishing.plan import Plan
 from publishing.settings import Settings
 
@@ -29,8 +30,13 @@ def park(services: Services, p: Plan) -> bool:
     job is parked: a worker killed in between has its message delivered again, and the job
     runs twice under its id (and is parked once: its entry is replaced)."""
     assert p.retry is not None
+    hold = None
+    if p.hold_target is not None:
+        delivery = services.delivery
+        max_deferral_s = delivery.breaker_config.max_deferral_s
+        hold = hold_for(p.retry, p.hold_target, p.countdown_s, time.time(), max_deferral_s, delivery.registry)
     try:
-        services.parking.park(p.retry, p.countdown_s)
+        services.parking.park(p.retry, p.countdown_s, hold)
     except redis.RedisError as exc:
         log.warning("job %s: not parked (%s); held as a countdown", p.retry.job_id, type(exc).__name__)
         return False

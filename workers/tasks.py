@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from publishing.dlq import ReplayResult
 from publishing.errors import DatabaseUnavailableError
 from publishing.history import AttemptRecord, attempt_record
 from publishing.job import Job
+from publishing.ordering import GateExit
 from publishing.plan import (
     Crashed,
     Event,
@@ -109,15 +111,22 @@ def _attempt(services: Services, job: Job) -> str:
         return _carry_out(services, job, Redelivered(starts))
     if job.retries == 0 and job.deferrals == 0 and starts == 1:
         observe.waited(job, now)
-    outcome = services.delivery.attempt(job)
+    exits: list[GateExit] = []  # left in the settlement's round trip
+    outcome = services.delivery.attempt(job, exits)
     duration_s = time.time() - now
     observe.attempt(job, outcome, duration_s)
     observe.transitions(job, outcome)
     record = attempt_record(job, outcome, now, duration_s) if services.settings.history_enabled else None
-    return _carry_out(services, job, outcome, record)
+    return _carry_out(services, job, outcome, record, exits)
 
 
-def _carry_out(services: Services, job: Job, event: Event, record: AttemptRecord | None = None) -> str:
+def _carry_out(
+    services: Services,
+    job: Job,
+    event: Event,
+    record: AttemptRecord | None = None,
+    exits: Sequence[GateExit] = (),
+) -> str:
     now = time.time()
     p = plan(job, event, now, services.timings)
     observe.planned(job, p, event)
@@ -131,10 +140,13 @@ def _carry_out(services: Services, job: Job, event: Event, record: AttemptRecord
         fields["message"] = None
     try:
         history = [record] if record is not None else []
-        services.attempts.settle(job.job_id, fields, job.via or job.target, events, now, error, history)
+        target = job.via or job.target
+        services.attempts.settle(job.job_id, fields, target, events, now, error, history, exits)
     except redis.RedisError as exc:
         # Tracking is a view: a job is never re-sent or held back because it is unreachable.
         log.warning("job %s: tracking not updated (%s)", job.job_id, type(exc).__name__)
+        # The gate is not: a delivered firing's mark lets its resolve go (Firing before resolved).
+        services.order_gate.leave_all(exits)
     # Operational events (docs/design.md (Events)): never a reason to hold the job up.
     services.events.after(job, event, now)
     if p.letter is not None:

@@ -150,7 +150,7 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         replay_runner=CeleryReplayRunner(app),
         queues=RedisQueueInspector(client, app),
         readiness=DependencyReadiness(client, engine),
-        attempts=RedisAttemptLog(client, tracker, health, history_queue),
+        attempts=RedisAttemptLog(client, tracker, health, history_queue, order_gate),
         timings=Timings(max_hold_s=settings.max_hold_s),
         history=SqlHistoryRepository(engine),
         history_queue=history_queue,

@@ -72,7 +72,9 @@ def api_url(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     def serving() -> bool:
         try:
             return requests.get(f"{url}/healthz", timeout=1).status_code == 200
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # gunicorn binds before its worker has loaded the app: a connection may be taken
+            # and not answered yet.
             return False
 
     try:

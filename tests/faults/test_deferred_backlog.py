@@ -3,8 +3,9 @@ that is down for 5 minutes. A deferral behind the open breaker parks its job in 
 message is acknowledged, so the worker holds only the short waits (a busy probe slot, a short
 backoff: at most its rate times ``Timings.park_after_s``), never the backlog: its main process,
 which holds them, stays near its idle size, and the whole worker (main process plus pool
-children, from /proc) grows by a bounded amount. After the target returns every job is
-delivered.
+children, from /proc) grows by a bounded amount. A parked job is held in Redis while the
+breaker stays open, so the backlog costs a few task runs an open period, not one a job (it
+stays parked, none of it queued, once each job has run once). After the target returns every job is delivered.
 """
 
 from __future__ import annotations

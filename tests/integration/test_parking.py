@@ -2,7 +2,9 @@
 breaker waits in Redis, not in the worker (no ETA message held, nothing in kombu's
 ``unacked``), and is delivered after the breaker half-opens; a message delivered again after
 its job was parked (a worker killed between the park and the ack) loses nothing and parks
-the job once; the reconciler counts a parked job as on the broker."""
+the job once; the reconciler counts a parked job as on the broker. A backlog behind an open
+breaker is held in Redis: it costs a few task runs an open period, not one a job, and all of
+it is delivered once the target recovers; a page with a fallback still takes it on time."""
 
 from __future__ import annotations
 
@@ -28,6 +30,14 @@ from tests.support.pipeline import Pipeline, alerts, am_alert
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
 OPEN_S = 6.0
+BACKLOG = 200
+
+
+def deferrals(pipeline: Pipeline, ids: set[str]) -> int:
+    """Deferrals so far, over the jobs: each run that deferred a job counted one in the message
+    kept for its next run (docs/design.md (Reconciler))."""
+    kept = [pipeline.tracker.message(i) for i in ids]
+    return sum(int(m["deferrals"]) for m in kept if m is not None)
 
 
 def held_by_workers(pipeline: Pipeline) -> list[object]:
@@ -125,3 +135,91 @@ def test_the_reconciler_leaves_a_parked_job_to_its_mover(fresh_redis: str) -> No
         assert [j.job_id for j in enqueuer.sent] == ["lost"]
     finally:
         client.close()
+
+
+@pytest.mark.slow
+def test_a_backlog_behind_an_open_breaker_costs_a_few_runs_an_open_period_and_is_all_delivered(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    with HttpTarget([Reply(503)]) as target:
+        pipeline = Pipeline(
+            tmp_path,
+            fresh_redis,
+            dlq_database_url,
+            [{"name": "hook", "type": "webhook", "url": target.url}],
+            PUBLISHING_BREAKER_FAILURE_THRESHOLD="1",
+            PUBLISHING_BREAKER_OPEN_TIMEOUT_S=str(OPEN_S),
+            PUBLISHING_MAX_RETRIES="30",
+            PUBLISHING_RETRY_MAX_BACKOFF_S="1",
+        )
+        try:
+            pipeline.worker(concurrency=2)
+            lot = RedisParkingLot(pipeline.redis, pipeline.settings.key_prefix)
+            pipeline.breakers.record_failure("hook", pipeline.settings.breaker, None)
+            raw = [am_alert(f"Down{i}", severity="warning") for i in range(BACKLOG)]
+            ids = {j.id for j in pipeline.submit(alerts(*raw), ["hook"]).jobs}
+            assert len(ids) == BACKLOG
+            wait_until(lambda: lot.count() == BACKLOG, timeout_s=120)
+
+            # Two open periods, every probe failing: the held jobs stay in Redis, they do not
+            # each run again to find the breaker open.
+            before = deferrals(pipeline, ids)
+            assert before >= BACKLOG
+            time.sleep(2 * OPEN_S + 1)
+            during = deferrals(pipeline, ids) - before
+            assert during < BACKLOG / 4, f"{during} deferrals in two open periods"
+            assert all(pipeline.job(i).state is JobState.DEFERRED for i in ids)
+            assert ids <= lot.parked_ids() | {r.headers["Idempotency-Key"] for r in target.received}
+
+            target.script([Reply(200)])
+            wait_until(
+                lambda: all(pipeline.job(i).state is JobState.SUCCEEDED for i in ids), timeout_s=OPEN_S + 90
+            )
+            delivered = [r.headers["Idempotency-Key"] for r in target.received]
+            assert set(delivered) == ids
+            assert lot.count() == 0 and pipeline.dlq_rows() == []
+        finally:
+            pipeline.close()
+
+
+@pytest.mark.slow
+def test_a_page_with_a_fallback_takes_it_on_time_while_a_backlog_is_held(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    fallback_after_s = 8.0
+    with HttpTarget([Reply(503)]) as primary, HttpTarget() as backup:
+        targets = [
+            {"name": "primary", "type": "webhook", "url": primary.url, "fallback": ["backup"],
+             "fallback_after_s": fallback_after_s},
+            {"name": "backup", "type": "webhook", "url": backup.url},
+        ]  # fmt: skip
+        pipeline = Pipeline(
+            tmp_path,
+            fresh_redis,
+            dlq_database_url,
+            targets,
+            PUBLISHING_BREAKER_FAILURE_THRESHOLD="1",
+            PUBLISHING_BREAKER_OPEN_TIMEOUT_S="120",
+        )
+        try:
+            pipeline.worker(concurrency=2)
+            lot = RedisParkingLot(pipeline.redis, pipeline.settings.key_prefix)
+            pipeline.breakers.record_failure("primary", pipeline.settings.breaker, None)
+            tripped = time.monotonic()
+            waiting = {
+                j.id
+                for j in pipeline.submit(
+                    alerts(*[am_alert(f"Later{i}", severity="warning") for i in range(20)]), ["primary"]
+                ).jobs
+            }
+            wait_until(lambda: lot.count() == len(waiting), timeout_s=60)
+            (page,) = pipeline.submit(alerts(am_alert("PageMe", severity="critical")), ["primary"]).jobs
+
+            snapshot = pipeline.wait_state(page.id, JobState.SUCCEEDED, timeout_s=fallback_after_s + 20)
+            assert time.monotonic() - tripped >= fallback_after_s
+            assert snapshot.delivered_via == "backup"
+            assert [r.json()["alert_name"] for r in backup.received] == ["PageMe"]
+            assert all(pipeline.job(i).state is JobState.DEFERRED for i in waiting)
+            assert primary.received == []
+        finally:
+            pipeline.close()

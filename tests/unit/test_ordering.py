@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import astuple, replace
+
 import pytest
 
 from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerConfig, DeferReason
 from publishing.delivery import Deferred, Delivered, DeliveryService, Superseded
-from publishing.errors import PermanentPublishError
+from publishing.errors import PermanentPublishError, TransientPublishError
 from publishing.job import Job
-from publishing.ordering import GateEntry, GateNote
+from publishing.ordering import GateEntry, GateExit, GateNote
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
 from publishing.submission import Submitter
@@ -207,3 +209,40 @@ def test_a_firing_that_failed_does_not_count_as_fired() -> None:
     publisher = Publisher()
     assert only_if_fired(clock, gate, publisher).attempt(job("r", "resolved", 2.0)) == Superseded()
     assert publisher.sent == []
+
+
+# --- the leave handed to the caller, to settle with the attempt (one round trip) ---------------
+
+
+def test_a_firing_attempt_hands_its_leave_to_the_caller_who_asks_for_it() -> None:
+    clock, publisher = FrozenClock(), Publisher()
+    gate = InMemoryOrderGate(clock)
+    firing = job("f", "firing", 1.0)
+    exits: list[GateExit] = []
+    assert isinstance(service(clock, gate, publisher).attempt(firing, exits), Delivered)
+    assert exits == [GateExit("hook", firing.alert.alert.fingerprint, "f", delivered=True)]
+    # Not left yet: the caller's settlement carries the leave out.
+    assert service(clock, gate, publisher).attempt(job("r", "resolved", 2.0)).reason is DeferReason.ORDERING  # type: ignore[union-attr]
+    gate.leave(*astuple(exits[0])[:3], delivered=True)
+    assert isinstance(service(clock, gate, publisher).attempt(job("r", "resolved", 2.0)), Delivered)
+
+
+class DownPublisher(Publisher):
+    def publish(self, target, enriched, job_id):  # type: ignore[no-untyped-def]
+        raise TransientPublishError("HTTP 503 from target 'hook'")
+
+
+def test_an_attempt_that_raises_leaves_the_gate_itself() -> None:
+    clock = FrozenClock()
+    gate = InMemoryOrderGate(clock)
+
+    def broken_policy(_: Job) -> RetryPolicy:
+        raise ZeroDivisionError("a bug")
+
+    broken = replace(service(clock, gate, DownPublisher()), retry_policy=broken_policy)
+    exits: list[GateExit] = []
+    with pytest.raises(ZeroDivisionError):
+        broken.attempt(job("f", "firing", 1.0), exits)
+    assert exits == []
+    # The firing's lease is gone: a resolve does not wait for it.
+    assert isinstance(service(clock, gate, Publisher()).attempt(job("r", "resolved", 2.0)), Delivered)

@@ -12,9 +12,11 @@ from publishing.breaker import BreakerState, DeferReason
 from publishing.classification import ErrorType
 from publishing.delivery import Deferred, RetryScheduled
 from publishing.job import Job
-from publishing.parking import move_due
+from publishing.parking import Hold, hold_for, move_due
 from publishing.plan import Crashed, Event, LetterUnwritable, RedisUnavailable, Timings, plan
 from publishing.priority import Priority
+from publishing.target_config import parse_target
+from publishing.targets import TargetRegistry
 from publishing.testing import FrozenClock, InMemoryParkingLot, RecordingEnqueuer
 from publishing.tracking import JobState
 
@@ -65,6 +67,56 @@ def test_a_dlq_row_waiting_for_the_database_keeps_its_message_however_long_the_w
 def test_a_crash_waiting_long_is_parked() -> None:
     p = plan(job(crashes=1), Crashed("KeyError: x"), 0.0, TIMINGS)
     assert (p.kind, p.parked, p.countdown_s) == ("crash_retry", True, 4.0)
+
+
+@pytest.mark.parametrize(
+    ("event", "hold_target"),
+    [
+        pytest.param(deferred(29.5), "pd", id="breaker-open"),
+        pytest.param(deferred(600, DeferReason.PAUSED), "pd", id="paused"),
+        pytest.param(deferred(5.0, DeferReason.ORDERING), None, id="ordering"),
+        pytest.param(deferred(5.0, DeferReason.RATE_LIMITED), None, id="rate-limited"),
+        pytest.param(RetryScheduled(8.0, ErrorType.TRANSIENT, "HTTP 503"), None, id="backoff"),
+    ],
+)  # fmt: skip
+def test_a_job_parked_behind_its_targets_breaker_or_pause_names_that_target(
+    event: Event, hold_target: str | None
+) -> None:
+    p = plan(job(), event, 1_700_000_100.0, TIMINGS)
+    assert p.parked and p.hold_target == hold_target
+
+
+def test_a_job_on_its_fallback_is_held_behind_the_fallbacks_breaker() -> None:
+    p = plan(job(via="backup"), deferred(29.5), 1_700_000_100.0, TIMINGS)
+    assert p.hold_target == "backup"
+
+
+def registry() -> TargetRegistry:
+    return TargetRegistry(
+        [
+            parse_target(
+                {"name": "pd", "type": "webhook", "url": "http://p.example/", "fallback": ["backup"]}
+            ),
+            parse_target({"name": "backup", "type": "webhook", "url": "http://b.example/"}),
+        ]
+    )
+
+
+def test_a_held_job_runs_no_later_than_its_max_deferral_deadline() -> None:
+    waiting = job(priority=Priority.LOW, deferred_since=1_000.0)
+    assert hold_for(waiting, "pd", 29.5, 1_100.0, 3600.0, registry()) == Hold("pd", 3500.0)
+    # Its deadline comes before it is due anyway: nothing to hold.
+    assert hold_for(waiting, "pd", 29.5, 4_580.0, 3600.0, registry()) is None
+
+
+def test_a_job_that_may_fall_back_is_not_held_past_its_due_time() -> None:
+    # Delivery brought its due time forward to its fallback deadline: it must run then.
+    assert (
+        hold_for(job(priority=Priority.HIGH, deferred_since=1_000.0), "pd", 20.0, 1_010.0, 3600.0, registry())
+        is None
+    )
+    on_fallback = job(priority=Priority.HIGH, deferred_since=1_000.0, via="backup")
+    assert hold_for(on_fallback, "backup", 20.0, 1_010.0, 3600.0, registry()) == Hold("backup", 3590.0)
 
 
 def test_a_parked_deferral_keeps_the_deferred_state_and_counts_the_deferral() -> None:

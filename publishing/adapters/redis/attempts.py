@@ -1,6 +1,6 @@
-"""An attempt's record on Redis in one round trip: its job's tracking fields, what it says
-about its target's health, and its delivery-history record, queued for the flusher
-(docs/design.md (Delivery history))."""
+"""An attempt's record on Redis in one round trip: its firing's leave of the order gate, its
+job's tracking fields, what it says about its target's health, and its delivery-history
+record, queued for the flusher (docs/design.md (Delivery history))."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from redis.client import Pipeline
 
 from publishing.adapters.redis.client import load_script, run_pipeline
 from publishing.adapters.redis.health import RedisTargetHealth
+from publishing.adapters.redis.ordering import RedisOrderGate
 from publishing.adapters.redis.tracking import RedisJobTracker
 from publishing.history import AttemptRecord
+from publishing.ordering import GateExit
 from publishing.target_health import HealthEvent
 
 # While the database is away the queue grows; past this many records the oldest go (the
@@ -73,11 +75,13 @@ class RedisAttemptLog:
         tracker: RedisJobTracker,
         health: RedisTargetHealth,
         history: RedisHistoryQueue | None = None,
+        gate: RedisOrderGate | None = None,
     ) -> None:
         self._client = client
         self._tracker = tracker
         self._health = health
         self._history = history
+        self._gate = gate
 
     def settle(
         self,
@@ -88,16 +92,26 @@ class RedisAttemptLog:
         at: float,
         error: str | None,
         history: Sequence[AttemptRecord] = (),
+        exits: Sequence[GateExit] = (),
     ) -> None:
+        """``exits``: the attempt's leaves of the order gate, sent first. Raises the pipeline's
+        error; the caller then leaves the gate on its own (``RedisOrderGate.leave_all``), as a
+        delivered firing's ``fired`` mark is a promise, not a view."""
+        if exits and self._gate is None:
+            raise ValueError("settle was given leaves of the order gate but has no gate")
+
         def build(pipe: Pipeline) -> None:
+            if exits and self._gate is not None:
+                self._gate.leave_all(exits, client=pipe)
             if fields:
                 self._tracker.update(job_id, client=pipe, **fields)
             self._health.record(target, events, at, error, client=pipe)
             if history and self._history is not None:
                 self._history.push(history, client=pipe)
 
-        if fields or events or history:
-            run_pipeline(self._client, build, [*self._tracker.scripts, *self._health.scripts])
+        if fields or events or history or exits:
+            gate_scripts = self._gate.scripts if self._gate is not None else []
+            run_pipeline(self._client, build, [*gate_scripts, *self._tracker.scripts, *self._health.scripts])
 
 
 class RedisEventMarks:

@@ -9,7 +9,7 @@ import redis
 from redis.client import Pipeline
 
 from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, run_pipeline, text
-from publishing.ordering import Gate, GateDecision, GateEntry, GateNote
+from publishing.ordering import Gate, GateDecision, GateEntry, GateExit, GateNote
 
 
 class RedisOrderGate(RedisStore):
@@ -57,5 +57,18 @@ class RedisOrderGate(RedisStore):
             1 if entry.require_fired else 0,
         ]
 
-    def leave(self, target: str, fingerprint: str, job_id: str, delivered: bool = False) -> None:
-        self._leave(keys=[self.key(target, fingerprint)], args=[job_id, 1 if delivered else 0, self._ttl_ms])
+    def leave(
+        self, target: str, fingerprint: str, job_id: str, delivered: bool = False, client: Any = None
+    ) -> None:
+        """``client`` may be a pipeline, to settle an attempt in one round trip."""
+        args = [job_id, 1 if delivered else 0, self._ttl_ms]
+        eval_script(self._leave, [self.key(target, fingerprint)], args, client)
+
+    def leave_all(self, exits: Sequence[GateExit], client: Any = None) -> None:
+        for e in exits:
+            self.leave(e.target, e.fingerprint, e.job_id, e.delivered, client)
+
+    @property
+    def scripts(self) -> list[Any]:
+        """The scripts ``leave`` queues on a pipeline (``run_pipeline`` loads them if needed)."""
+        return [self._leave]

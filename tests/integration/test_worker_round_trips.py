@@ -1,0 +1,63 @@
+"""What a delivered job costs the worker's pool process on Redis (docs/design.md (Job states)):
+the round trips of the task's own work are counted inside a real worker (the counting
+``bench/instrument`` does: one request written to Redis is one round trip, a pipeline
+included) and held to the design's figure. Counts, not timings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.counting import Counting
+from publishing.tracking import JobState
+from tests.support.fleet import wait_until
+from tests.support.http_target import HttpTarget
+from tests.support.pipeline import Pipeline, alerts, am_alert
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
+
+JOBS = 20
+# A delivered firing job: its start mark, the gate and the admission (one script), and its
+# settlement with its leave of the gate (one pipeline).
+ROUND_TRIPS_PER_DELIVERED_JOB = 3
+
+
+def _pool_round_trips(counting: Counting, worker_pid: int) -> dict[str, int]:
+    counts = counting.read(worker_pid, per=1)["children"]["by_command_per_job"]
+    return {label: int(n) for label, n in counts.items()}
+
+
+def test_a_delivered_job_costs_the_pool_three_round_trips(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    counting = Counting(tmp_path, "worker")
+    with HttpTarget() as hook:
+        targets = [{"name": "hook", "type": "webhook", "url": hook.url, "resolve_only_if_fired": True}]
+        pipeline = Pipeline(tmp_path, fresh_redis, dlq_database_url, targets, **counting.env())
+        try:
+            worker = pipeline.worker(concurrency=1)
+            assert worker.process is not None
+            # The first job loads the scripts and opens the connections: not counted.
+            (warm,) = pipeline.submit(alerts(am_alert("Warm", severity="warning")), ["hook"]).jobs
+            pipeline.wait_state(warm.id, JobState.SUCCEEDED)
+            before = wait_until(lambda: _pool_round_trips(counting, worker.process.pid) or None)  # type: ignore[union-attr]
+
+            firing = [am_alert(f"Counted{n}", severity="warning") for n in range(JOBS)]
+            jobs = pipeline.submit(alerts(*firing), ["hook"]).jobs
+            for job in jobs:
+                pipeline.wait_state(job.id, JobState.SUCCEEDED)
+            # Each firing left the gate delivered: its resolve goes out.
+            (resolve,) = pipeline.submit(
+                alerts(am_alert("Counted0", severity="warning", status="resolved")), ["hook"]
+            ).jobs
+            pipeline.wait_state(resolve.id, JobState.SUCCEEDED)
+
+            after = _pool_round_trips(counting, worker.process.pid)
+            sent = {label: n - before.get(label, 0) for label, n in after.items()}
+            sent = {label: n for label, n in sent.items() if n}
+            per_job = sum(sent.values()) / (JOBS + 1)
+            assert per_job <= ROUND_TRIPS_PER_DELIVERED_JOB, sent
+            assert len(hook.received) == JOBS + 2
+        finally:
+            pipeline.close()
