@@ -8,6 +8,8 @@ come back within about 15 s (10 s plus a 5 s restore sweep).
 from __future__ import annotations
 
 import hashlib
+import re
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -15,6 +17,9 @@ from typing import Any
 
 import redis
 
+from publishing.adapters.redis.parking import RedisParkingLot
+from publishing.adapters.redis.reconcile import message_id
+from publishing.routing import QUEUES
 from publishing.settings import Settings
 from tests.support.alert_api import AlertSender, ApiThread
 from tests.support.books import Books, check_books, dlq_job_ids, dlq_rows, settle
@@ -155,6 +160,58 @@ class Rig:
             found[job_id]["202s"] = ", ".join(f"duplicate={j['duplicate']}" for j in answers)
         return found
 
+    def whereabouts(self, job_ids: Iterable[str]) -> dict[str, list[str]]:
+        """Where each job's message is on the broker (a queue, ``unacked`` with the age of its
+        ``unacked_index`` entry on Redis's clock, parked) and the worker log lines naming it:
+        the evidence for a lost job that tracking says is still waiting."""
+        wanted = set(job_ids)
+        found: dict[str, list[str]] = {job_id: [] for job_id in wanted}
+        seconds, micros = self.redis.time()
+        now = seconds + micros / 1_000_000
+        for queue in QUEUES:
+            for index, raw in enumerate(self.redis.lrange(queue, 0, -1)):
+                job_id = message_id(raw)
+                if job_id in found:
+                    found[job_id].append(f"in queue {queue} at {index}")
+        for tag, raw in self.redis.hgetall("unacked").items():
+            job_id = message_id(raw)
+            if job_id in found:
+                score = self.redis.zscore("unacked_index", tag)
+                age = "no unacked_index entry" if score is None else f"unacked_index age {now - score:.1f} s"
+                found[job_id].append(f"in unacked, tag {tag!r}, {age}")
+        parked = RedisParkingLot(self.redis, self.settings.key_prefix).parked_ids()
+        for job_id in wanted & parked:
+            found[job_id].append("parked")
+        for path in sorted(self.tmp_path.glob("worker-*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                for job_id in wanted:
+                    if job_id in line:
+                        found[job_id].append(f"{path.name}: {line[:300]}")
+        alive = [
+            w.log_path.name if w.log_path else "?"
+            for w in self.fleet.workers
+            if w.process is not None and w.process.poll() is None
+        ]
+        locks = {
+            key: self.redis.pttl(key)
+            for key in (f"{self.settings.key_prefix}:reconciler:lock", "unacked_mutex")
+        }
+        for lines in found.values():
+            lines.append(f"lock time to live (ms): {locks}")
+            lines.append(
+                f"workers alive: {alive}; unacked {self.redis.hlen('unacked')}, "
+                f"unacked_index {self.redis.zcard('unacked_index')}"
+            )
+        return found
+
+    def resent_ids(self) -> list[str]:
+        """The jobs the reconciler sent again, from the worker logs."""
+        found = []
+        for path in sorted(self.tmp_path.glob("worker-*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                found += re.findall(r"job ([0-9a-f-]{36}): its message was in no queue", line)
+        return found
+
     def close(self) -> None:
         for sender in self.senders:
             sender.close()
@@ -162,3 +219,31 @@ class Rig:
             self.api.close()
         self.fleet.close()
         self.redis.close()
+
+
+class Supervisor:
+    """Starts a worker again when its process has exited, every half second."""
+
+    def __init__(self, rig: Rig) -> None:
+        self._rig = rig
+        self._stopping = threading.Event()
+        self.restarts = 0
+        self._replaced: set[int] = set()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stopping.wait(0.5):
+            for worker in list(self._rig.fleet.workers):
+                if (
+                    worker.process is not None
+                    and worker.process.poll() is not None
+                    and id(worker) not in self._replaced
+                ):
+                    self._replaced.add(id(worker))
+                    self.restarts += 1
+                    self._rig.fleet.start(f"w{len(self._rig.fleet.workers) + 1}", concurrency=4, wait=False)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(5)

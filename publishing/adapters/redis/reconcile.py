@@ -82,12 +82,18 @@ class RedisReconciler:
         self._lock_ms = int(lock_s * 1000)
         self._confirm_s = confirm_s
         self._sleep = sleep
+        self._lock = load_script(client, "reconcile_lock")
         self._unlock = load_script(client, "reconcile_unlock")
 
     def run_once(self) -> Report | None:
         """One pass; None when another process's pass holds the lock."""
-        token = uuid.uuid4().hex
-        if not self._client.set(self._lock_key, token, nx=True, px=self._lock_ms):
+        # A pass that Redis's restart cut short could not release its lock, and the append-only
+        # file kept it: the lock names the server's run (new at each start), so the first pass
+        # after a restart takes it over instead of leaving the reconciler off for ``lock_s``
+        # just when the broker may have lost a message.
+        run_id = self._run_id()
+        token = f"{run_id}|{uuid.uuid4().hex}"
+        if not self._lock(keys=[self._lock_key], args=[token, self._lock_ms, run_id]):
             return None
         try:
             report = Report()
@@ -97,6 +103,14 @@ class RedisReconciler:
             return report
         finally:
             self._unlock(keys=[self._lock_key], args=[token])
+
+    def _run_id(self) -> str:
+        """The Redis server's run id, new each time it starts (and on a failover's replica);
+        empty when INFO is refused, and then a left lock is waited out."""
+        try:
+            return str(self._client.info("server").get("run_id", ""))
+        except redis.ResponseError:
+            return ""
 
     def _now(self) -> float:
         seconds, micros = self._client.time()
