@@ -8,7 +8,6 @@ import contextlib
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from publishing.adapters import metrics
 from publishing.breaker import BreakerState
 from publishing.classification import ErrorType
-from publishing.routing import PUBLISH_TASK
 from publishing.tracking import JobState
 from tests.support.fleet import wait_until
 from tests.support.http_target import HttpTarget, Reply
@@ -174,54 +172,6 @@ def test_an_io_pool_worker_delivers_retries_defers_and_dead_letters_like_prefork
     finally:
         events.close()
         pipeline.close()
-
-
-def _deep(depth: int) -> dict[str, Any]:
-    root: dict[str, Any] = {}
-    node = root
-    for _ in range(depth):
-        node["m"] = {}
-        node = node["m"]
-    return root
-
-
-@pytest.mark.parametrize(("pool", "concurrency"), [("gevent", 20)])
-def test_an_io_pool_worker_dead_letters_a_message_nested_too_deep_and_lives(
-    pool: str, concurrency: int, fresh_redis: str, dlq_database_url: str, tmp_path: Path
-) -> None:
-    target = HttpTarget()
-    pipeline = Pipeline(
-        tmp_path, fresh_redis, dlq_database_url, [{"name": "ok", "type": "webhook", "url": target.url}]
-    )
-    try:
-        worker = pipeline.worker(pool=pool, concurrency=concurrency)
-        poison_id = str(uuid.uuid4())
-        message = {
-            "job_id": poison_id,
-            "target": "ok",
-            "priority": "high",
-            "alert": {**alerts(am_alert("Deep"))[0].to_dict(), "enrichment_metadata": _deep(800)},
-            "submitted_at": 0.0,
-        }
-        pipeline.app.send_task(
-            PUBLISH_TASK, kwargs={"message": message}, task_id=poison_id, queue="high", routing_key="high"
-        )
-        behind = pipeline.submit(alerts(am_alert("Behind")), ["ok"]).jobs[0]
-
-        pipeline.wait_state(behind.id, JobState.SUCCEEDED, timeout_s=30)
-        (row,) = wait_until(lambda: pipeline.dlq_rows(target="ok"), 10)
-
-        assert worker.process is not None and worker.process.poll() is None
-        assert row.job_id == poison_id
-        assert len(target.wait_for(1)) == 1
-        log = (tmp_path / "worker-w1.log").read_text()
-        assert "Unrecoverable error" not in log
-        assert pipeline.redis.llen("high") == 0
-        worker.stop()
-        assert worker.process.returncode == 0, log[-2000:]
-    finally:
-        pipeline.close()
-        target.stop()
 
 
 class TricklingSmtp:

@@ -33,15 +33,24 @@ def _deep(depth: int) -> dict[str, Any]:
     return root
 
 
+# On prefork the consumer cannot pickle the message for its child; a gevent pool runs the task
+# in the consumer's own process, where the deep alert is refused as unreadable instead.
+@pytest.mark.parametrize(
+    ("pool", "concurrency", "reason"),
+    [
+        ("prefork", 1, "could not be handed to a worker process"),
+        ("gevent", 20, "the job message could not be read"),
+    ],
+)
 def test_a_message_the_pool_cannot_take_is_dead_lettered_and_the_worker_lives(
-    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+    pool: str, concurrency: int, reason: str, fresh_redis: str, dlq_database_url: str, tmp_path: Path
 ) -> None:
     target = HttpTarget()
     pipeline = Pipeline(
         tmp_path, fresh_redis, dlq_database_url, [{"name": "ok", "type": "webhook", "url": target.url}]
     )
     try:
-        worker = pipeline.worker(concurrency=1, pool="prefork")
+        worker = pipeline.worker(concurrency=concurrency, pool=pool)
         poison_id = str(uuid.uuid4())
         message = {
             "job_id": poison_id,
@@ -61,7 +70,7 @@ def test_a_message_the_pool_cannot_take_is_dead_lettered_and_the_worker_lives(
         assert worker.process is not None and worker.process.poll() is None
         assert row.job_id == poison_id
         assert '"Deep"' in row.enriched_alert["text"] and row.enriched_alert["text"].count('{"m":') == 800
-        assert "could not be handed to a worker process" in row.error_message
+        assert reason in row.error_message
         assert len(target.wait_for(1)) == 1
         log = (tmp_path / "worker-w1.log").read_text()
         assert "Unrecoverable error" not in log
