@@ -11,7 +11,7 @@ import pytest
 from publishing.classification import ErrorType
 from publishing.tracking import JobState
 from tests.support.http_target import HttpTarget, Reply
-from tests.support.pipeline import Pipeline, alerts, am_alert
+from tests.support.pipeline import Pipeline, alerts, am_alert, with_fallback
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
@@ -22,11 +22,7 @@ def test_high_jobs_reach_the_fallback_while_medium_jobs_wait_for_the_primary(
     fresh_redis: str, dlq_database_url: str, tmp_path: Path
 ) -> None:
     with HttpTarget([Reply(503)]) as primary, HttpTarget() as backup:
-        targets = [
-            {"name": "primary", "type": "webhook", "url": primary.url, "fallback": ["backup"],
-             "fallback_after_s": FALLBACK_AFTER_S},
-            {"name": "backup", "type": "webhook", "url": backup.url},
-        ]  # fmt: skip
+        targets = with_fallback(primary.url, backup.url, fallback_after_s=FALLBACK_AFTER_S)
         pipeline = Pipeline(
             tmp_path,
             fresh_redis,
@@ -65,10 +61,7 @@ def test_a_high_job_that_fails_for_good_goes_to_the_fallback(
     fresh_redis: str, dlq_database_url: str, tmp_path: Path
 ) -> None:
     with HttpTarget([Reply(400)]) as primary, HttpTarget([Reply(400)]) as backup:
-        targets = [
-            {"name": "primary", "type": "webhook", "url": primary.url, "fallback": ["backup"]},
-            {"name": "backup", "type": "webhook", "url": backup.url},
-        ]
+        targets = with_fallback(primary.url, backup.url)
         pipeline = Pipeline(tmp_path, fresh_redis, dlq_database_url, targets)
         try:
             pipeline.worker()
@@ -90,11 +83,7 @@ def test_a_page_arriving_just_after_its_target_tripped_waits_only_for_its_fallba
     # The target tripped 2 s before the page came in; its fallback is due 1 s later, its
     # breaker half-opens only after 30 s. The page must not wait for the breaker.
     with HttpTarget([Reply(503)]) as primary, HttpTarget() as backup:
-        targets = [
-            {"name": "primary", "type": "webhook", "url": primary.url, "fallback": ["backup"],
-             "fallback_after_s": FALLBACK_AFTER_S},
-            {"name": "backup", "type": "webhook", "url": backup.url},
-        ]  # fmt: skip
+        targets = with_fallback(primary.url, backup.url, fallback_after_s=FALLBACK_AFTER_S)
         pipeline = Pipeline(
             tmp_path,
             fresh_redis,

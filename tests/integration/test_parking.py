@@ -25,7 +25,7 @@ from tests.integration.test_reconciler import job as tracked_job
 from tests.integration.test_reconciler import track
 from tests.support.fleet import wait_until
 from tests.support.http_target import HttpTarget, Reply
-from tests.support.pipeline import Pipeline, alerts, am_alert
+from tests.support.pipeline import Pipeline, alerts, am_alert, with_fallback
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres]
 
@@ -188,11 +188,7 @@ def test_a_page_with_a_fallback_takes_it_on_time_while_a_backlog_is_held(
 ) -> None:
     fallback_after_s = 8.0
     with HttpTarget([Reply(503)]) as primary, HttpTarget() as backup:
-        targets = [
-            {"name": "primary", "type": "webhook", "url": primary.url, "fallback": ["backup"],
-             "fallback_after_s": fallback_after_s},
-            {"name": "backup", "type": "webhook", "url": backup.url},
-        ]  # fmt: skip
+        targets = with_fallback(primary.url, backup.url, fallback_after_s=fallback_after_s)
         pipeline = Pipeline(
             tmp_path,
             fresh_redis,

@@ -67,6 +67,15 @@ def alerts(*raw: Mapping[str, Any]) -> list[EnrichedAlert]:
     return parse_alertmanager(alertmanager_payload(*raw))
 
 
+def with_fallback(primary_url: str, backup_url: str, **primary: Any) -> list[dict[str, Any]]:
+    """A webhook target ``primary`` whose fallback is the webhook ``backup``; ``primary`` holds
+    its further fields (``fallback_after_s``, ``fallback_priorities``...)."""
+    return [
+        {"name": "primary", "type": "webhook", "url": primary_url, "fallback": ["backup"], **primary},
+        {"name": "backup", "type": "webhook", "url": backup_url},
+    ]
+
+
 class Pipeline:
     def __init__(
         self, tmp_path: Path, redis_url: str, database_url: str, targets: list[dict[str, Any]], **env: str
