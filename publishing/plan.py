@@ -26,6 +26,7 @@ from publishing.delivery import (
     RetryScheduled,
     Superseded,
 )
+from publishing.dlq import ReplayResult
 from publishing.job import Job
 from publishing.tracking import JobState
 
@@ -99,6 +100,10 @@ class Plan:
     countdown_s: float = 0.0
     letter: Job | None = None
     parked: bool = False
+    # A replayed job's end, to record on the DLQ row it was replayed from.
+    replay: ReplayResult | None = None
+    # Why the job was dead-lettered: what the task reports as its failure.
+    reason: str = ""
     # The target whose breaker (open, probing) or pause deferred the job: a parked job may wait
     # behind it until it admits again, not wake every open period (docs/design.md (Retries)).
     hold_target: str | None = None
@@ -108,10 +113,22 @@ class Plan:
         state = self.tracking.get("state")
         return JobState(state) if state is not None else None
 
+    def settlement(self) -> dict[str, Any]:
+        """The tracking fields to write. The next message is kept with the job's entry, so the
+        reconciler can send exactly it again if the broker loses it; a job that is done keeps
+        none (docs/design.md (Reconciler))."""
+        fields: dict[str, Any] = dict(self.tracking)
+        if self.retry is not None:
+            fields.update(message=self.retry.to_message(), wait_s=self.countdown_s)
+        elif self.letter is None:
+            fields["message"] = None
+        return fields
+
 
 def plan(job: Job, event: Event, now: float, timings: Timings) -> Plan:
     if isinstance(event, Delivered):
-        return Plan("delivered", {"state": JobState.SUCCEEDED, "completed_at": now})
+        replay = ReplayResult.SUCCESS if job.replayed_from else None
+        return Plan("delivered", {"state": JobState.SUCCEEDED, "completed_at": now}, replay=replay)
     if isinstance(event, Superseded):
         return Plan("superseded", {"state": JobState.SUPERSEDED, "completed_at": now})
     if isinstance(event, Rerouted):
@@ -157,7 +174,10 @@ def plan(job: Job, event: Event, now: float, timings: Timings) -> Plan:
         wait = timings.letter_waits_s[min(writes, len(timings.letter_waits_s) - 1)]
         pending = job.evolve(failure={**job.failure, "writes": writes + 1})
         return _retry("letter_wait", {}, pending, wait, timings)
-    return Plan("dead_lettered", {"state": JobState.DLQ})
+    failure = job.failure or {}
+    reason = f"dead-lettered ({failure.get('error_type', 'unknown')}): {failure.get('error', '')}"
+    replay = ReplayResult.FAILED if job.replayed_from else None
+    return Plan("dead_lettered", {"state": JobState.DLQ}, replay=replay, reason=reason)
 
 
 # Deferrals that end when the target's breaker closes or its pause ends, not at a set time.

@@ -131,17 +131,10 @@ def _carry_out(
     p = plan(job, event, now, services.timings)
     observe.planned(job, p, event)
     events, error = health_events(event)
-    # The next message is kept with the job's entry, so the reconciler can send exactly it
-    # again if the broker loses it; a job that is done keeps none (docs/design.md (Reconciler)).
-    fields: dict[str, Any] = dict(p.tracking)
-    if p.retry is not None:
-        fields.update(message=p.retry.to_message(), wait_s=p.countdown_s)
-    elif p.letter is None:
-        fields["message"] = None
     try:
         history = [record] if record is not None else []
         target = job.via or job.target
-        services.attempts.settle(job.job_id, fields, target, events, now, error, history, exits)
+        services.attempts.settle(job.job_id, p.settlement(), target, events, now, error, history, exits)
     except redis.RedisError as exc:
         # Tracking is a view: a job is never re-sent or held back because it is unreachable.
         log.warning("job %s: tracking not updated (%s)", job.job_id, type(exc).__name__)
@@ -155,15 +148,10 @@ def _carry_out(
         if p.parked and mover.park(services, p):
             return p.kind  # acknowledged: the job waits in Redis, not in a worker
         raise PlannedRetry(p)
-    if job.replayed_from and isinstance(event, LetterWritten):
-        _record_replay(services, job, ReplayResult.FAILED)
-    elif job.replayed_from and p.kind == "delivered":
-        _record_replay(services, job, ReplayResult.SUCCESS)
-    if isinstance(event, LetterWritten):
-        failure = job.failure or {}
-        raise DeadLettered(
-            f"dead-lettered ({failure.get('error_type', 'unknown')}): {failure.get('error', '')}"
-        )
+    if p.replay is not None:
+        _record_replay(services, job, p.replay)
+    if p.kind == "dead_lettered":
+        raise DeadLettered(p.reason)
     return p.kind
 
 

@@ -10,6 +10,7 @@ from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerState, DeferReason
 from publishing.classification import ErrorType
 from publishing.delivery import Deferred, Delivered, Failed, Rerouted, RetryScheduled, Superseded
+from publishing.dlq import ReplayResult
 from publishing.job import Job
 from publishing.plan import (
     Crashed,
@@ -156,3 +157,32 @@ def test_a_message_redelivered_too_often_is_dead_lettered(clock: FrozenClock) ->
     assert (
         p.letter.failure["error_type"] == "permanent" and "redelivered 3 times" in p.letter.failure["error"]
     )
+
+
+def test_the_settlement_keeps_the_next_message_and_forgets_it_once_the_job_is_done(
+    clock: FrozenClock,
+) -> None:
+    retry = plan(job(), RetryScheduled(3.0, ErrorType.TRANSIENT, "HTTP 503"), clock(), TIMINGS)
+    fields = retry.settlement()
+    assert retry.retry is not None and fields["message"] == retry.retry.to_message()
+    assert fields["wait_s"] == 3.0 and fields["state"] == JobState.RETRYING
+    assert plan(job(), Delivered(200, 0.1), clock(), TIMINGS).settlement()["message"] is None
+    # A failure keeps its message until its DLQ row is stored: the letter's plan clears it.
+    failed = plan(job(), Failed(ErrorType.PERMANENT, "HTTP 400"), clock(), TIMINGS)
+    assert "message" not in failed.settlement()
+    assert failed.letter is not None
+    assert plan(failed.letter, LetterWritten(), clock(), TIMINGS).settlement()["message"] is None
+
+
+def test_a_replayed_job_records_its_end_on_the_row_it_came_from(clock: FrozenClock) -> None:
+    assert plan(job(), Delivered(200, 0.1), clock(), TIMINGS).replay is None
+    replayed = job(replayed_from="row-7")
+    assert plan(replayed, Delivered(200, 0.1), clock(), TIMINGS).replay is ReplayResult.SUCCESS
+    letter = plan(replayed, Failed(ErrorType.PERMANENT, "HTTP 400"), clock(), TIMINGS).letter
+    assert letter is not None
+    written = plan(letter, LetterWritten(), clock(), TIMINGS)
+    assert written.replay is ReplayResult.FAILED
+    assert written.reason == "dead-lettered (permanent): HTTP 400"
+    # Only its end is recorded: a retry on the way is not.
+    retry = plan(replayed, RetryScheduled(1.0, ErrorType.TRANSIENT, "HTTP 503"), clock(), TIMINGS)
+    assert retry.replay is None
