@@ -42,6 +42,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # its message to another worker; the job is then redelivered.
         "task_soft_time_limit": limits.soft_s,
         "task_time_limit": limits.hard_s,
+        # On an I/O pool, ask for the next job as soon as a slot frees (workers/green_consumer.py).
+        "worker_consumer": "workers.green_consumer:Consumer",
         # Flower shows every job.
         "worker_send_task_events": True,
         "event_queue_expires": 60,

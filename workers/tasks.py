@@ -68,6 +68,18 @@ class PublishTask(Task):
     # A message the consumer cannot hand to the pool is dead-lettered, not fatal to the worker.
     Strategy = "workers.strategy:guarded"
 
+    @property
+    def backend(self) -> Any:
+        # Results are ignored (no result backend): one disabled backend for the process, where
+        # Celery builds one a thread, which on an I/O pool is one a greenlet, so one a job.
+        if self._backend is None:  # type: ignore[has-type]  # Celery's class attribute
+            self._backend = self.app.backend
+        return self._backend
+
+    @backend.setter
+    def backend(self, value: Any) -> None:
+        self._backend = value
+
     def retry(self, args: Any = None, kwargs: Any = None, exc: Any = None, **options: Any) -> Any:
         if isinstance(exc, PlannedRetry) and exc.plan.retry is not None:
             kwargs = {"message": exc.plan.retry.to_message()}

@@ -580,3 +580,28 @@ def test_an_answer_head_trickling_past_the_timeout_ends_the_attempt_as_a_timeout
         assert server.client_closed.is_set() and server.sent_bytes < 40
     finally:
         server.close()
+
+
+# --- the environment's proxy settings --------------------------------------------------------
+
+
+def test_the_shared_session_sends_through_the_environments_proxy_except_for_no_proxy_hosts(
+    server: HttpTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The session reads the environment once a host (requests would on every request): what
+    # it sends must still be what requests does with these variables.
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", server.url)
+    monkeypatch.setenv("NO_PROXY", "localhost,127.0.0.1")
+    publisher = make_publisher(http_session())
+    behind_proxy = make_target("webhook-bearer", "http://hooks.example.invalid")
+    direct = make_target("webhook-bearer", server.url)
+    for _ in range(2):  # the second time from what the session remembered
+        server.received.clear()
+        assert publisher.publish(behind_proxy, make_alert(), JOB_ID).status_code == 200
+        # A proxy gets the absolute URL in the request line.
+        assert only_request(server).path == "http://hooks.example.invalid/alerts"
+        server.received.clear()
+        assert publisher.publish(direct, make_alert(), JOB_ID).status_code == 200
+        assert only_request(server).path == "/alerts"

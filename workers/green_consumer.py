@@ -1,0 +1,49 @@
+"""The consumer of a worker on an I/O pool (gevent): it asks for more work as soon as a slot is
+free (docs/operations.md (Worker pools)).
+
+Such a worker runs Celery's blocking loop, which waits for broker events up to 2 s at a time.
+Once every slot holds a job, kombu's Redis transport stops its BRPOP (no credit) and the wait
+then ends only on another socket's event (the remote-control channel) or the 2 s: a slot that
+frees in between stays idle until then, and a storm drains in bursts of one pool's worth. While
+there is no credit this consumer waits a moment at a time instead, so the BRPOP starts again
+right after the first job ends. A prefork worker keeps Celery's own loop: its event hub wakes on
+the acknowledgement itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.worker import loops
+from celery.worker.consumer import Consumer as CeleryConsumer
+
+# How long a consumer with no credit waits before it looks again: a slot freed meanwhile waits
+# no longer than this for its next job.
+NO_CREDIT_WAIT_S = 0.02
+
+
+class _Prompt:
+    """The broker connection, whose wait for events is short while the channel has no credit."""
+
+    def __init__(self, connection: Any, consumer: Any) -> None:
+        self._connection = connection
+        self._consumer = consumer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._connection, name)
+
+    def drain_events(self, timeout: float | None = None, **kwargs: Any) -> Any:
+        if not self._consumer.channel.qos.can_consume():
+            timeout = NO_CREDIT_WAIT_S if timeout is None else min(timeout, NO_CREDIT_WAIT_S)
+        return self._connection.drain_events(timeout=timeout, **kwargs)
+
+
+def prompt_synloop(obj: Any, connection: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+    return loops.synloop(obj, _Prompt(connection, consumer), consumer, *args, **kwargs)
+
+
+class Consumer(CeleryConsumer):
+    def __init__(self, *args: Any, hub: Any = None, **kwargs: Any) -> None:
+        if hub is None:
+            self.loop = prompt_synloop
+        super().__init__(*args, hub=hub, **kwargs)
