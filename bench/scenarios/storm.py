@@ -36,6 +36,9 @@ NAME = "storm"
 POOL = "gevent"
 CONCURRENCY = 100
 PREFORK_CONCURRENCY = 8
+# The node pass: as many gevent processes as this machine has cores, sharing the 100 slots.
+NODE_PROCESSES = 2
+NODE_CONCURRENCY = CONCURRENCY // NODE_PROCESSES
 ROUTE = "slow200"
 GOAL_RATIO = 0.8
 GOAL_RATE_PER_S = 300.0
@@ -43,17 +46,18 @@ ALERTS_PER_REQUEST = 100
 API_WORKERS = 2
 
 
-def _drain(env: Env, worker: Proc, count: int, what: str, spy: str | None = None) -> dict[str, Any]:
-    """Wait for ``count`` deliveries: the rate, and the worker tree's CPU a job."""
+def _drain(env: Env, workers: list[Proc], count: int, what: str, spy: str | None = None) -> dict[str, Any]:
+    """Wait for ``count`` deliveries: the rate, and the worker trees' CPU a job."""
     wait_until(lambda: env.sink.delivered() > 0 or None, 120, f"{what}: first delivery", 0.02)
-    profiler = PySpy(env.supervisor, spy, worker.pid, env.run_dir / f"profile-{spy}.txt") if spy else None
-    cpu_before = tree_cpu_s(worker.pid)
+    first = workers[0]
+    profiler = PySpy(env.supervisor, spy, first.pid, env.run_dir / f"profile-{spy}.txt") if spy else None
+    cpu_before = [tree_cpu_s(w.pid) for w in workers]
     try:
-        wait_delivered(env, count, max(300.0, count / 10), what, [worker])
+        wait_delivered(env, count, max(300.0, count / 10), what, workers)
     finally:
         if profiler is not None:
             profiler.stop()
-    cpu_s = cpu_delta_s(cpu_before, tree_cpu_s(worker.pid))
+    cpu_s = sum(cpu_delta_s(b, tree_cpu_s(w.pid)) for b, w in zip(cpu_before, workers, strict=True))
     times = sorted(first_delivery(env.sink.records()).values())
     return {
         "jobs": count,
@@ -65,18 +69,28 @@ def _drain(env: Env, worker: Proc, count: int, what: str, spy: str | None = None
     }
 
 
-def _reference(env: Env, count: int, pool: str, concurrency: int) -> dict[str, Any]:
+def _reference(env: Env, count: int, pool: str, concurrency: int, processes: int = 1) -> dict[str, Any]:
     messages = AlertSource().job_messages(count, "sink", "warning")
     enqueue_reference(env, "tuned", env.sink.url(ROUTE), messages, "medium")
-    worker = start_reference_worker(env, "tuned", concurrency, pool=pool)
+    workers = [
+        start_reference_worker(env, "tuned", concurrency, pool=pool, name=f"reference{n}")
+        for n in range(processes)
+    ]
     try:
-        return _drain(env, worker, count, f"reference {pool} run")
+        return _drain(env, workers, count, f"reference {pool} run")
     finally:
-        env.supervisor.stop(worker)
+        for worker in workers:
+            env.supervisor.stop(worker)
 
 
 def _product(
-    env: Env, database_url: str, count: int, pool: str, concurrency: int, spy: str | None = None
+    env: Env,
+    database_url: str,
+    count: int,
+    pool: str,
+    concurrency: int,
+    spy: str | None = None,
+    processes: int = 1,
 ) -> dict[str, Any]:
     product = Product(
         env.supervisor, env.run_dir, env.redis, database_url, [webhook_target("sink", env.sink.url(ROUTE))]
@@ -91,11 +105,15 @@ def _product(
     if accepted != count:
         errors = [s.error for s in sent if s.error][:3]
         raise RuntimeError(f"the API accepted {accepted} of {count} alerts: {errors}")
-    worker = product.start_worker("general", "high,medium,low", concurrency, wait_ready=False, pool=pool)
+    workers = [
+        product.start_worker(f"general{n}", "high,medium,low", concurrency, wait_ready=False, pool=pool)
+        for n in range(processes)
+    ]
     try:
-        figures = _drain(env, worker, count, f"product {pool} run", spy)
+        figures = _drain(env, workers, count, f"product {pool} run", spy)
     finally:
-        env.supervisor.stop(worker)
+        for worker in workers:
+            env.supervisor.stop(worker)
     figures["ingest_alerts_per_s"] = round(count / elapsed, 1)
     figures["dlq_rows"] = dlq_rows(database_url)
     return figures
@@ -121,6 +139,17 @@ def run(options: Options) -> dict[str, Any]:
             ],
             clean,
         )
+        # A node of this machine's cores: one gevent process a core, the same slots in all.
+        node = {}
+        for side, measure in (
+            ("reference", lambda: _reference(env, count, POOL, NODE_CONCURRENCY, NODE_PROCESSES)),
+            (
+                "product",
+                lambda: _product(env, database_url, count, POOL, NODE_CONCURRENCY, None, NODE_PROCESSES),
+            ),
+        ):
+            clean()
+            node[side] = measure()
         clean()
         prefork = _product(env, database_url, prefork_count, "prefork", PREFORK_CONCURRENCY)
         profile = None
@@ -164,16 +193,27 @@ def run(options: Options) -> dict[str, Any]:
         "reference": passes["reference"][middle],
         "product": passes["product"][middle],
         "prefork": prefork,
+        "node": {
+            "processes": NODE_PROCESSES,
+            "worker_concurrency_each": NODE_CONCURRENCY,
+            "reference": node["reference"],
+            "product": node["product"],
+            "ratio": round(node["product"]["rate_per_s"] / node["reference"]["rate_per_s"], 3),
+        },
         "rounds": {k: [p["rate_per_s"] for p in v] for k, v in passes.items()},
         "goals": {
             "ratio_vs_bare_celery": goal(ratio, GOAL_RATIO, higher_is_better=True),
             "alerts_per_s": goal(round(product_rate, 1), GOAL_RATE_PER_S, higher_is_better=True),
+            "alerts_per_s_one_process_a_core": goal(
+                node["product"]["rate_per_s"], GOAL_RATE_PER_S, higher_is_better=True
+            ),
         },
         "headline": (
             f"{POOL} -c {CONCURRENCY}, target 200 ms: reference {reference_rate:.0f}/s, product "
             f"{product_rate:.0f}/s (goal >= {GOAL_RATE_PER_S:.0f}), ratio {ratio:.2f} (goal >= "
-            f"{GOAL_RATIO}), worker CPU a job ratio {median(cpu_ratios):.2f}; prefork -c "
-            f"{PREFORK_CONCURRENCY} {prefork['rate_per_s']:.0f}/s"
+            f"{GOAL_RATIO}), worker CPU a job ratio {median(cpu_ratios):.2f}; {NODE_PROCESSES} processes "
+            f"-c {NODE_CONCURRENCY}: reference {node['reference']['rate_per_s']:.0f}/s, product "
+            f"{node['product']['rate_per_s']:.0f}/s; prefork -c {PREFORK_CONCURRENCY} {prefork['rate_per_s']:.0f}/s"
         ),
         **({"profile": profile} if profile else {}),
     }
