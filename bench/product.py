@@ -103,12 +103,14 @@ class Product:
         self.workers.append(proc)
         return proc
 
-    def start_fleet(self, general_concurrency: int = 4, high_concurrency: int = 2) -> list[Proc]:
+    def start_fleet(
+        self, general_concurrency: int = 4, high_concurrency: int = 2, pool: str = "prefork"
+    ) -> list[Proc]:
         """As ``make run`` and deploy/compose.yaml run it: a dedicated ``-Q high`` pool and a
-        general pool on every queue."""
+        general pool on every queue (as shipped: gevent, ``-c 100`` and ``-c 50``)."""
         return [
-            self.start_worker("high", "high", high_concurrency),
-            self.start_worker("general", "high,medium,low", general_concurrency),
+            self.start_worker("high", "high", high_concurrency, pool=pool),
+            self.start_worker("general", "high,medium,low", general_concurrency, pool=pool),
         ]
 
     def tracking(self, job_ids: list[str], *fields: str) -> dict[str, list[str | None]]:
