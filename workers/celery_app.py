@@ -12,7 +12,7 @@ from celery import Celery
 
 from publishing.settings import Settings
 from workers.config import celery_config
-from workers.event_batches import BatchGreenTaskEvents
+from workers.event_batches import BatchTaskEvents
 
 _SETTINGS = "_publishing_settings"
 
@@ -26,7 +26,7 @@ def create_celery_app(settings: Settings) -> Celery:
     tasks.register(app)
     replay.register(app)
     observability.install(app)
-    app.steps["consumer"].add(BatchGreenTaskEvents)
+    app.steps["consumer"].add(BatchTaskEvents)
     return app
 
 
