@@ -10,7 +10,6 @@ there: the API loses Redis (a proxy cuts the line) at the moment it enqueues a j
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,14 +28,6 @@ from tests.support.tcp_proxy import TcpProxy
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 OUTAGE_S = 3.0
-
-
-@pytest.fixture
-def aof_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis(appendonly=True)
-    server.start()
-    yield server
-    server.destroy()
 
 
 # A SIGKILL can land between the BRPOP that takes a message off its queue (already written

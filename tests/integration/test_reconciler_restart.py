@@ -6,7 +6,7 @@ restart cut short has expired."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import redis
@@ -20,14 +20,6 @@ from tests.support.private_services import PrivateRedis
 pytestmark = [pytest.mark.redis]
 
 GRACE_S = 0.3
-
-
-@pytest.fixture
-def aof_redis() -> Iterator[PrivateRedis]:
-    server = PrivateRedis(appendonly=True)
-    server.start()
-    yield server
-    server.destroy()
 
 
 def reconciler(
