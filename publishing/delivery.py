@@ -60,12 +60,36 @@ class Publisher(Protocol):
     def publish(self, target: Target, enriched: EnrichedAlert, job_id: str) -> Receipt: ...
 
 
+@dataclass(slots=True)
+class Start:
+    """An attempt about to start: marked (``StartMarks.mark_started``) in the attempt's first
+    round trip, before anything is sent. ``count`` is what the mark answered: how often this
+    attempt has started; past ``max_starts`` its message kills the worker and is not tried."""
+
+    job_id: str
+    attempt_key: str
+    at: float
+    max_starts: int
+    count: int = 0
+
+
+class StartMarks(Protocol):
+    def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int: ...
+
+
 class GatedAdmission(Protocol):
     def enter_and_acquire(
         self, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None = None
     ) -> tuple[GateDecision, BreakerDecision | None]:
         """``OrderGate.enter`` and, when the gate says go, ``BreakerStore.acquire``, decided
         in one call (one Redis round trip an attempt instead of two)."""
+        ...
+
+    def start_and_admit(
+        self, start: Start, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None = None
+    ) -> tuple[int, GateDecision, BreakerDecision | None]:
+        """The attempt's start mark (its count first) and ``enter_and_acquire``, in the same
+        round trip."""
         ...
 
 
@@ -135,7 +159,17 @@ class Grouped:
     settled: bool = False
 
 
-Outcome = Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted | GroupWait | Grouped
+@dataclass(frozen=True)
+class Redelivered:
+    """The same attempt has started ``starts`` times: its message kills the worker. Nothing
+    was sent, and what its admission took (a probe slot, the gate's lease) is given back."""
+
+    starts: int
+
+
+Outcome = (
+    Delivered | RetryScheduled | Deferred | Failed | Superseded | Rerouted | GroupWait | Grouped | Redelivered
+)
 
 
 def health_events(outcome: object) -> tuple[list[HealthEvent], str | None]:
@@ -161,6 +195,7 @@ class DeliveryService:
     _: KW_ONLY
     order_gate: OrderGate | None = None
     admission: GatedAdmission | None = None
+    starts: StartMarks | None = None
     groups: GroupStore | None = None
     requeue: Requeue | None = None
     retry_policy: Callable[[Job], RetryPolicy]
@@ -169,13 +204,15 @@ class DeliveryService:
     clock: Callable[[], float]
     rng: Callable[[], float] = random.random
 
-    def attempt(self, job: Job, exits: list[GateExit] | None = None) -> Outcome:
+    def attempt(self, job: Job, exits: list[GateExit] | None = None, start: Start | None = None) -> Outcome:
         """``exits``: where a firing attempt's leave of the gate goes when the caller carries it
         out with the attempt's settlement (one round trip); without it the leave is made here.
-        An attempt that raises leaves the gate here, before the error goes on."""
+        An attempt that raises leaves the gate here, before the error goes on. ``start``: the
+        attempt's start mark, sent with its admission when that comes first, else on its own
+        before anything else (docs/design.md (Job states))."""
         held: list[GateExit] = []
         try:
-            outcome = self._attempt(job, held)
+            outcome = self._attempt(job, held, start)
             if isinstance(outcome, Failed):
                 via = self._fallback_for(job)
                 if via is not None:
@@ -233,20 +270,21 @@ class DeliveryService:
                 continue
         return None
 
-    def _attempt(self, job: Job, exits: list[GateExit]) -> Outcome:
-        try:
-            target = self.registry.get(job.via or job.target)
-        except UnknownTargetError as exc:
-            return Failed(ErrorType.PERMANENT, f"{exc}: it is no longer configured")
-        if not target.enabled:
-            return Failed(ErrorType.PERMANENT, f"target {target.name!r} is disabled")
-        config = self.breaker_config
-        now = self.clock()
-        if job.deferred_since is not None and now - job.deferred_since >= config.max_deferral_s:
-            return Failed(ErrorType.TRANSIENT, "circuit open")
+    def _attempt(self, job: Job, exits: list[GateExit], start: Start | None) -> Outcome:
+        target, refused = self._target_of(job)
+        grouped = target is not None and target.group is not None and self.groups is not None
+        if start is not None and (refused is not None or grouped or not self._one_trip_admission):
+            # No admission round trip to carry the mark: it goes alone, first.
+            over = self._mark(start)
+            if over is not None:
+                return over
+            start = None
+        if refused is not None:
+            return refused
+        assert target is not None
         timeout_s = target.timeout_s or self.default_timeout_s
-        lease_s = timeout_s + config.probe_lease_margin_s
-        if target.group is not None and self.groups is not None:
+        lease_s = timeout_s + self.breaker_config.probe_lease_margin_s
+        if grouped:
             return self._grouped_attempt(job, target, lease_s, exits)
         return self._gated_attempt(
             job,
@@ -255,7 +293,33 @@ class DeliveryService:
             lambda admitted: self._admitted_attempt(job, target, lease_s, decision=admitted),
             exits,
             True,
+            start,
         )
+
+    def _target_of(self, job: Job) -> tuple[Target | None, Failed | None]:
+        """The job's target, or why the job fails for good before any admission."""
+        try:
+            target = self.registry.get(job.via or job.target)
+        except UnknownTargetError as exc:
+            return None, Failed(ErrorType.PERMANENT, f"{exc}: it is no longer configured")
+        if not target.enabled:
+            return target, Failed(ErrorType.PERMANENT, f"target {target.name!r} is disabled")
+        if (
+            job.deferred_since is not None
+            and self.clock() - job.deferred_since >= self.breaker_config.max_deferral_s
+        ):
+            return target, Failed(ErrorType.TRANSIENT, "circuit open")
+        return target, None
+
+    @property
+    def _one_trip_admission(self) -> bool:
+        return self.order_gate is not None and self.admission is not None
+
+    def _mark(self, start: Start) -> Redelivered | None:
+        if self.starts is None:
+            raise ValueError("an attempt was given a start mark but the service has no StartMarks")
+        start.count = self.starts.mark_started(start.job_id, start.attempt_key, start.at)
+        return Redelivered(start.count) if start.count > start.max_starts else None
 
     def _gated_attempt(
         self,
@@ -265,11 +329,13 @@ class DeliveryService:
         then: Callable[[BreakerDecision | None], Outcome],
         exits: list[GateExit],
         admit: bool = False,
+        start: Start | None = None,
     ) -> Outcome:
         """``then`` behind the firing-before-resolved gate; a firing attempt's leave of the
-        gate is added to ``exits``."""
+        gate is added to ``exits``. ``start``: marked in the admission's round trip (``admit``)."""
         firing = job.alert.alert.status is AlertStatus.FIRING
         admitted: BreakerDecision | None = None
+        over: Redelivered | None = None
         if self.order_gate is not None:
             entry = GateEntry(
                 target.name,
@@ -280,7 +346,19 @@ class DeliveryService:
                 lease_s,
                 target.resolve_only_if_fired,
             )
-            if admit and self.admission is not None:
+            if admit and self.admission is not None and start is not None:
+                start.count, gate, admitted = self.admission.start_and_admit(
+                    start, entry, self.breaker_config, target.rate_limit
+                )
+                if start.count > start.max_starts:
+                    # Nothing is sent: give back the probe slot the admission may have taken
+                    # (the firing's lease of the gate is left below, undelivered).
+                    over = Redelivered(start.count)
+                    if isinstance(admitted, Admit):
+                        self.breakers.release(target.name, admitted.probe_id)
+                    if gate.gate is not Gate.GO:
+                        return over
+            elif admit and self.admission is not None:
                 gate, admitted = self.admission.enter_and_acquire(
                     entry, self.breaker_config, target.rate_limit
                 )
@@ -292,7 +370,7 @@ class DeliveryService:
                 return Deferred(gate.wait_s + self.rng() * 0.05, BreakerState.CLOSED, DeferReason.ORDERING)
         outcome: Outcome | None = None
         try:
-            outcome = then(admitted)
+            outcome = over if over is not None else then(admitted)
             return outcome
         finally:
             if self.order_gate is not None and firing:

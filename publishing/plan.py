@@ -22,6 +22,7 @@ from publishing.delivery import (
     Grouped,
     GroupWait,
     Outcome,
+    Redelivered,
     Rerouted,
     RetryScheduled,
     Superseded,
@@ -66,13 +67,6 @@ class Crashed:
 
 
 @dataclass(frozen=True)
-class Redelivered:
-    """The same attempt has started ``starts`` times: its message kills the worker."""
-
-    starts: int
-
-
-@dataclass(frozen=True)
 class LetterUnwritable:
     """The DLQ row could not be written: the database is unreachable."""
 
@@ -84,7 +78,7 @@ class LetterWritten:
     """The DLQ row is stored (or was already)."""
 
 
-Event = Outcome | RedisUnavailable | Crashed | Redelivered | LetterUnwritable | LetterWritten
+Event = Outcome | RedisUnavailable | Crashed | LetterUnwritable | LetterWritten
 
 
 @dataclass(frozen=True)

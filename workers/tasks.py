@@ -19,7 +19,7 @@ from celery import Celery, Task
 from celery.exceptions import Reject
 
 from publishing.adapters.composition import Services, services_for
-from publishing.delivery import health_events, unreadable_letter
+from publishing.delivery import Redelivered, Start, health_events, unreadable_letter
 from publishing.dlq import ReplayResult
 from publishing.errors import DatabaseUnavailableError
 from publishing.history import AttemptRecord, attempt_record
@@ -31,7 +31,6 @@ from publishing.plan import (
     LetterUnwritable,
     LetterWritten,
     Plan,
-    Redelivered,
     RedisUnavailable,
     plan,
 )
@@ -118,13 +117,13 @@ def _attempt(services: Services, job: Job) -> str:
     if job.failure is not None:
         return _carry_out(services, job, _write_letter(services, job))
     now = time.time()
-    starts = services.tracker.mark_started(job.job_id, job.attempt_key, now)
-    if starts > services.timings.max_starts:
-        return _carry_out(services, job, Redelivered(starts))
-    if job.retries == 0 and job.deferrals == 0 and starts == 1:
-        observe.waited(job, now)
+    start = Start(job.job_id, job.attempt_key, now, services.timings.max_starts)
     exits: list[GateExit] = []  # left in the settlement's round trip
-    outcome = services.delivery.attempt(job, exits)
+    outcome = services.delivery.attempt(job, exits, start)
+    if isinstance(outcome, Redelivered):
+        return _carry_out(services, job, outcome, exits=exits)
+    if job.retries == 0 and job.deferrals == 0 and start.count == 1:
+        observe.waited(job, now)
     duration_s = time.time() - now
     observe.attempt(job, outcome, duration_s)
     observe.transitions(job, outcome)

@@ -127,7 +127,8 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
             ),
             breakers,
             order_gate=order_gate,
-            admission=RedisGatedAdmission(client, order_gate, breakers),
+            admission=RedisGatedAdmission(client, order_gate, breakers, tracker),
+            starts=tracker,
             groups=RedisGroupStore(
                 client,
                 prefix,

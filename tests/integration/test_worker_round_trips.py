@@ -18,9 +18,9 @@ from tests.support.pipeline import Pipeline, alerts, am_alert
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 JOBS = 20
-# A delivered firing job: its start mark, the gate and the admission (one script), and its
+# A delivered firing job: its start mark with the gate and the admission (one pipeline), and its
 # settlement with its leave of the gate (one pipeline).
-ROUND_TRIPS_PER_DELIVERED_JOB = 3
+ROUND_TRIPS_PER_DELIVERED_JOB = 2
 
 
 def _pool_round_trips(counting: Counting, worker_pid: int) -> dict[str, int]:
@@ -28,7 +28,7 @@ def _pool_round_trips(counting: Counting, worker_pid: int) -> dict[str, int]:
     return {label: int(n) for label, n in counts.items()}
 
 
-def test_a_delivered_job_costs_the_pool_three_round_trips(
+def test_a_delivered_job_costs_the_pool_two_round_trips(
     fresh_redis: str, dlq_database_url: str, tmp_path: Path
 ) -> None:
     counting = Counting(tmp_path, "worker")

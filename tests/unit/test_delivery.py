@@ -1,18 +1,18 @@
 """One attempt decided by the delivery service over in-memory fakes: what it asks of the
-breaker on the happy path and after a failure."""
+breaker on the happy path and after a failure, and how it counts the attempt's starts."""
 
 from __future__ import annotations
 
 from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerConfig
-from publishing.delivery import Delivered, DeliveryService, RetryScheduled
+from publishing.delivery import Delivered, DeliveryService, Failed, Redelivered, RetryScheduled, Start
 from publishing.errors import TransientPublishError
 from publishing.job import Job
 from publishing.priority import Priority
 from publishing.retry import RetryPolicy
 from publishing.target_config import parse_target
 from publishing.targets import TargetRegistry
-from publishing.testing import FrozenClock, InMemoryBreakerStore
+from publishing.testing import FrozenClock, InMemoryBreakerStore, InMemoryJobTracker
 
 
 class CountingBreakers(InMemoryBreakerStore):
@@ -70,3 +70,46 @@ def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_fai
     assert isinstance(service.attempt(job()), Delivered)
     assert breakers.successes_recorded == 1
     assert breakers.status("hook").consecutive_failures == 0
+
+
+def test_without_an_admission_round_trip_the_start_is_marked_first_and_an_over_started_job_is_not_sent() -> None:
+    clock = FrozenClock()
+    publisher = FlakyPublisher()
+    tracker = InMemoryJobTracker()
+    service = DeliveryService(
+        TargetRegistry([parse_target({"name": "hook", "type": "webhook", "url": "http://h.example/"})]),
+        publisher,
+        InMemoryBreakerStore(clock),
+        starts=tracker,
+        retry_policy=lambda _: RetryPolicy(),
+        breaker_config=BreakerConfig(),
+        default_timeout_s=5,
+        clock=clock,
+        rng=lambda: 0.0,
+    )
+    sent: list[str] = []
+    publisher.publish = lambda target, enriched, job_id: sent.append(job_id) or Receipt()  # type: ignore[method-assign]
+    starts = [Start("j", "0.0.0", float(n), max_starts=2) for n in range(3)]
+    outcomes = [service.attempt(job(), start=s) for s in starts]
+    assert [s.count for s in starts] == [1, 2, 3]
+    assert isinstance(outcomes[0], Delivered) and isinstance(outcomes[1], Delivered)
+    assert outcomes[2] == Redelivered(3)
+    assert sent == ["j", "j"]
+
+
+def test_an_attempt_of_an_unknown_target_still_counts_its_start() -> None:
+    clock = FrozenClock()
+    tracker = InMemoryJobTracker()
+    service = DeliveryService(
+        TargetRegistry([]),
+        FlakyPublisher(),
+        InMemoryBreakerStore(clock),
+        starts=tracker,
+        retry_policy=lambda _: RetryPolicy(),
+        breaker_config=BreakerConfig(),
+        default_timeout_s=5,
+        clock=clock,
+    )
+    start = Start("j", "0.0.0", 1.0, max_starts=3)
+    assert isinstance(service.attempt(job(), start=start), Failed)
+    assert start.count == 1

@@ -9,9 +9,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis
+from redis.client import Pipeline
 
-from publishing.adapters.redis.client import RedisStore, StoreScript, script_text, text
+from publishing.adapters.redis.client import (
+    RedisStore,
+    StoreScript,
+    eval_script,
+    run_pipeline,
+    script_text,
+    text,
+)
 from publishing.adapters.redis.ordering import RedisOrderGate
+from publishing.adapters.redis.tracking import RedisJobTracker
 from publishing.breaker import (
     HALF_OPEN_RETRY_S,
     Admit,
@@ -24,6 +33,7 @@ from publishing.breaker import (
     RateLimit,
     Transition,
 )
+from publishing.delivery import Start
 from publishing.ordering import Gate, GateDecision, GateEntry
 
 _STATES = {"closed": BreakerState.CLOSED, "open": BreakerState.OPEN, "half_open": BreakerState.HALF_OPEN}
@@ -149,23 +159,54 @@ def gated_admission_text() -> str:
 class RedisGatedAdmission:
     """The firing-before-resolved gate and the breaker's admission in one round trip
     (``publishing.delivery.GatedAdmission``): what ``RedisOrderGate.enter`` and then, for an
-    attempt the gate lets go, ``RedisBreakerStore.acquire`` would decide."""
+    attempt the gate lets go, ``RedisBreakerStore.acquire`` would decide; with ``tracker``,
+    the attempt's start mark rides in the same round trip (a pipeline: its keys are the
+    job's, in another cluster slot than the target's)."""
 
-    def __init__(self, client: redis.Redis, gate: RedisOrderGate, breakers: RedisBreakerStore) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        gate: RedisOrderGate,
+        breakers: RedisBreakerStore,
+        tracker: RedisJobTracker | None = None,
+    ) -> None:
+        self._client = client
         self._gate = gate
         self._breakers = breakers
+        self._tracker = tracker
         self._script = client.register_script(gated_admission_text())
 
     def enter_and_acquire(
         self, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None = None
     ) -> tuple[GateDecision, BreakerDecision | None]:
-        reply = self._script(
-            keys=[self._gate.entry_key(entry), *self._breakers.keys(entry.target)],
-            args=[
-                *self._gate.enter_args(entry),
-                *self._breakers.acquire_args(config, entry.lease_s, rate),
-            ],
-        )
+        keys, args = self._call(entry, config, rate)
+        return self._decide(entry, config, self._script(keys=keys, args=args))
+
+    def start_and_admit(
+        self, start: Start, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None = None
+    ) -> tuple[int, GateDecision, BreakerDecision | None]:
+        tracker = self._tracker
+        if tracker is None:
+            raise ValueError("start_and_admit needs the job tracker")
+        keys, args = self._call(entry, config, rate)
+
+        def build(pipe: Pipeline) -> None:
+            tracker.queue_start(pipe, start.job_id, start.attempt_key, start.at)
+            eval_script(self._script, keys, args, pipe)
+
+        starts, reply = run_pipeline(self._client, build, [*tracker.start_scripts, self._script])
+        return int(starts), *self._decide(entry, config, reply)
+
+    def _call(
+        self, entry: GateEntry, config: BreakerConfig, rate: RateLimit | None
+    ) -> tuple[list[str], list[Any]]:
+        keys = [self._gate.entry_key(entry), *self._breakers.keys(entry.target)]
+        args = [*self._gate.enter_args(entry), *self._breakers.acquire_args(config, entry.lease_s, rate)]
+        return keys, args
+
+    def _decide(
+        self, entry: GateEntry, config: BreakerConfig, reply: Sequence[Any]
+    ) -> tuple[GateDecision, BreakerDecision | None]:
         gate = self._gate.decision(reply)
         if gate.gate is not Gate.GO:
             return gate, None

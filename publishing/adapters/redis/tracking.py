@@ -130,9 +130,23 @@ class RedisJobTracker:
         eval_script(self._update, [self._key(job_id), self._index, self._registry], args, client)
 
     def mark_started(self, job_id: str, attempt_key: str, started_at: float) -> int:
+        keys, args = self._start_call(job_id, attempt_key, started_at)
+        return int(self._start(keys=keys, args=args))
+
+    def queue_start(self, pipe: Pipeline, job_id: str, attempt_key: str, started_at: float) -> None:
+        """``mark_started`` queued on a pipeline (the attempt's first round trip): its reply
+        there is the start count. ``run_pipeline`` loads ``start_scripts`` if Redis lost them."""
+        keys, args = self._start_call(job_id, attempt_key, started_at)
+        eval_script(self._start, keys, args, pipe)
+
+    def _start_call(self, job_id: str, attempt_key: str, started_at: float) -> tuple[list[str], list[Any]]:
         keys = [self._key(job_id), self._starts_key(job_id), self._index, self._registry]
         args: list[Any] = [repr(started_at), attempt_key, self._ttl_ms, job_id, self._index + ":"]
-        return int(self._start(keys=keys, args=args))
+        return keys, args
+
+    @property
+    def start_scripts(self) -> list[Any]:
+        return [self._start]
 
     def get(self, job_id: str) -> JobSnapshot | None:
         return self._decode(self._client.hmget(self._key(job_id), _FIELDS))
