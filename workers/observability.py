@@ -20,7 +20,7 @@ from prometheus_client import multiprocess, start_http_server
 
 from publishing.adapters import metrics
 from publishing.adapters.capacity import HEADROOM, set_job_slots
-from publishing.adapters.composition import services_for
+from publishing.adapters.composition import forget_services, services_for
 from publishing.adapters.green import make_psycopg2_cooperative
 from publishing.adapters.logs import JsonFormatter, configure_logging, is_json
 from publishing.adapters.target_files import registry_from_path
@@ -69,6 +69,9 @@ def _use_pool(app: Celery, pool_cls: Any, concurrency: Any) -> int | None:
     except (TypeError, ValueError):  # "auto" or unset: Celery settles it later, from the CPUs
         slots = 1
     set_job_slots(slots)
+    # Anything logged before now (Celery's warning to root, say) built the services to learn
+    # the secrets to redact, with pools sized for no pool: build them again, sized to it.
+    forget_services()
     # kombu's Redis channel opens at most 10 connections (and fails past them): every slot of
     # an I/O pool acknowledges and publishes retries on its own, so ``Couldn't ack`` would
     # leave delivered jobs unacknowledged, to run again after the visibility timeout.

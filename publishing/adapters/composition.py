@@ -175,3 +175,16 @@ def services_for(settings: Settings, celery: Any = None) -> Services:
             if found is None:
                 found = _services[key] = build_services(settings, celery)
     return found
+
+
+def forget_services() -> None:
+    """Build this process's services again at their next use, closing the Redis connections
+    of those built so far: for services built before the worker knew how many jobs it runs at
+    once (a log line at start builds them, for the secrets the redactor hides), whose
+    connection pools that number sizes (``capacity``)."""
+    with _lock:
+        built = [s for key, s in _services.items() if key[0] == os.getpid()]
+        for key in [key for key in _services if key[0] == os.getpid()]:
+            del _services[key]
+    for services in built:
+        services.redis.close()

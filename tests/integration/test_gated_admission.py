@@ -96,7 +96,9 @@ class Service:
         self.gate = RedisOrderGate(client, prefix="t", ttl_s=60)
         self.breakers = RedisBreakerStore(client, "t")
         self.sent: list[str] = []
-        registry = TargetRegistry([parse_target({"name": "pd", "type": "webhook", "url": "http://h.example/"})])
+        registry = TargetRegistry(
+            [parse_target({"name": "pd", "type": "webhook", "url": "http://h.example/"})]
+        )
         self.delivery = DeliveryService(
             registry,
             self,

@@ -1,10 +1,12 @@
 """What a delivered job costs the worker's pool process on Redis (docs/design.md (Job states)):
 the round trips of the task's own work are counted inside a real worker (the counting
 ``bench/instrument`` does: one request written to Redis is one round trip, a pipeline
-included) and held to the design's figure. Counts, not timings."""
+included) and held to the design's figure; on an I/O pool, jobs at the same step share
+them. Counts, not timings."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -12,12 +14,13 @@ import pytest
 from bench.counting import Counting
 from publishing.tracking import JobState
 from tests.support.fleet import wait_until
-from tests.support.http_target import HttpTarget
+from tests.support.http_target import HttpTarget, Reply
 from tests.support.pipeline import Pipeline, alerts, am_alert
 
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 JOBS = 20
+STORM = 30
 # A delivered firing job: its start mark with the gate and the admission (one pipeline), and its
 # settlement with its leave of the gate (one pipeline).
 ROUND_TRIPS_PER_DELIVERED_JOB = 2
@@ -59,5 +62,45 @@ def test_a_delivered_job_costs_the_pool_two_round_trips(
             per_job = sum(sent.values()) / (JOBS + 1)
             assert per_job <= ROUND_TRIPS_PER_DELIVERED_JOB, sent
             assert len(hook.received) == JOBS + 2
+        finally:
+            pipeline.close()
+
+
+def _task_round_trips(counting: Counting, worker_pid: int) -> int:
+    """The round trips of the jobs' two pipelines (start and admission, settlement) in a
+    one-process (I/O pool) worker, not the consumer's fetches, acknowledgements and events."""
+    counts = counting.read(worker_pid, per=1)["parent"]["by_command_per_job"]
+    return int(sum(n for label, n in counts.items() if label.startswith("PIPELINE")))
+
+
+def test_jobs_of_an_io_pool_at_the_same_step_share_round_trips(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    counting = Counting(tmp_path, "worker")
+    # The storm's requests are answered together: its jobs reach their settlements together.
+    answer = threading.Event()
+    with HttpTarget([Reply(hold=answer)]) as hook:
+        targets = [{"name": "hook", "type": "webhook", "url": hook.url}]
+        pipeline = Pipeline(tmp_path, fresh_redis, dlq_database_url, targets, **counting.env())
+        try:
+            worker = pipeline.worker(concurrency=STORM, pool="gevent")
+            assert worker.process is not None
+            answer.set()
+            (warm,) = pipeline.submit(alerts(am_alert("Warm", severity="warning")), ["hook"]).jobs
+            pipeline.wait_state(warm.id, JobState.SUCCEEDED)
+            before = wait_until(lambda: _task_round_trips(counting, worker.process.pid) or None)  # type: ignore[union-attr]
+            answer.clear()
+
+            storm = [am_alert(f"Storm{n}", severity="warning") for n in range(STORM)]
+            jobs = pipeline.submit(alerts(*storm), ["hook"]).jobs
+            wait_until(lambda: len(hook.received) == STORM + 1)
+            answer.set()
+            for job in jobs:
+                pipeline.wait_state(job.id, JobState.SUCCEEDED)
+            assert len(hook.received) == STORM + 1
+
+            sent = _task_round_trips(counting, worker.process.pid) - before
+            # Alone, each job would send its two; sharing, the storm sends fewer.
+            assert sent < ROUND_TRIPS_PER_DELIVERED_JOB * STORM, sent
         finally:
             pipeline.close()

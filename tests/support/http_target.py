@@ -25,6 +25,8 @@ class Reply:
     body: str = '{"status":"success"}'
     headers: dict[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    # Answer only once this is set (at most 30 s): requests held together are answered together.
+    hold: threading.Event | None = None
     # A body written piece by piece instead of ``body``, a pause before each piece, until the
     # pieces run out or the client hangs up; without a Content-Length in ``headers`` the body
     # ends when the connection closes.
@@ -78,6 +80,8 @@ class HttpTarget:
                     Received(self.command, self.path, dict(self.headers.items()), body, time.monotonic())
                 )
                 try:
+                    if reply.hold is not None:
+                        reply.hold.wait(30)
                     if reply.delay_s:
                         time.sleep(reply.delay_s)
                     if reply.pieces is not None:

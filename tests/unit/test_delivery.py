@@ -72,7 +72,9 @@ def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_fai
     assert breakers.status("hook").consecutive_failures == 0
 
 
-def test_without_an_admission_round_trip_the_start_is_marked_first_and_an_over_started_job_is_not_sent() -> None:
+def test_without_an_admission_round_trip_the_start_is_marked_first_and_an_over_started_job_is_not_sent() -> (
+    None
+):
     clock = FrozenClock()
     publisher = FlakyPublisher()
     tracker = InMemoryJobTracker()

@@ -1,6 +1,7 @@
 """The Redis client every adapter shares, and the way they run Lua scripts: read from the
 ``lua/`` files beside this module, registered once, called by ``EVALSHA``, reloaded after a
-Redis restart."""
+Redis restart. On a worker's I/O pool the pipelines its jobs run at the same moment share
+round trips (``publishing.adapters.redis.batching``)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from redis.exceptions import NoScriptError
 from redis.sentinel import Sentinel
 
 from publishing.adapters.capacity import HEADROOM, job_slots
+from publishing.adapters.redis.batching import BatchingRedis, PipelineBatcher
 from publishing.settings import Settings
 
 _CLIENT_OPTIONS: dict[str, Any] = {
@@ -37,9 +39,11 @@ def redis_client(settings: Settings) -> redis.Redis:
 
     In a worker its pool holds at most one connection a job slot and a few more
     (``capacity``); a caller past that waits for one (up to the socket timeout) rather than
-    opening more: a fleet of I/O pools at ``-c 100`` stays within Redis's ``maxclients``."""
+    opening more: a fleet of I/O pools at ``-c 100`` stays within Redis's ``maxclients``.
+    A process that runs several jobs at once (an I/O pool) gets a ``BatchingRedis``."""
+    slots = job_slots()
+    redis_class = BatchingRedis if slots is not None and slots > 1 else redis.Redis
     if not is_sentinel(settings.redis_url):
-        slots = job_slots()
         if slots is None:
             return redis.Redis.from_url(settings.redis_url, **_CLIENT_OPTIONS)
         pool = redis.BlockingConnectionPool.from_url(
@@ -48,7 +52,7 @@ def redis_client(settings: Settings) -> redis.Redis:
             timeout=_CLIENT_OPTIONS["socket_timeout"],
             **_CLIENT_OPTIONS,
         )
-        return redis.Redis(connection_pool=pool)
+        return redis_class(connection_pool=pool)
     hosts: list[tuple[str, int]] = []
     db, password = 0, None
     for part in settings.redis_url.split(";"):
@@ -58,7 +62,9 @@ def redis_client(settings: Settings) -> redis.Redis:
             db = int(parts.path.strip("/"))
         password = parts.password or password
     sentinel = Sentinel(hosts, socket_timeout=2, socket_connect_timeout=2)
-    return sentinel.master_for(settings.redis_sentinel_master, db=db, password=password, **_CLIENT_OPTIONS)
+    return sentinel.master_for(
+        settings.redis_sentinel_master, redis_class=redis_class, db=db, password=password, **_CLIENT_OPTIONS
+    )
 
 
 @functools.cache
@@ -85,7 +91,17 @@ def run_pipeline(
 ) -> list[Any]:
     """Build and run a pipeline whose scripts are called by ``evalsha`` (see ``eval_script``).
     redis-py would otherwise send SCRIPT EXISTS before every pipeline with scripts; after a
-    Redis restart (scripts gone) they are loaded and the pipeline is built and run again."""
+    Redis restart (scripts gone) they are loaded and the pipeline is built and run again.
+    On a ``BatchingRedis`` it shares a round trip with the pipelines other jobs of the process
+    run at the same moment, with the same replies and errors as alone."""
+    batcher: PipelineBatcher | None = getattr(client, "batcher", None)
+    if batcher is not None:
+        return batcher.run(build, scripts)
+    return run_alone(client, build, scripts)
+
+
+def run_alone(client: redis.Redis, build: Callable[[Pipeline], None], scripts: Iterable[Script]) -> list[Any]:
+    """``run_pipeline`` in a round trip of its own."""
     for attempt in (1, 2):
         pipe = client.pipeline(transaction=False)
         build(pipe)
