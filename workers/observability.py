@@ -39,8 +39,9 @@ _green = False
 
 
 def _on_celeryd_init(instance: Any = None, options: Any = None, **_: Any) -> None:
-    """The first signal of ``celery worker``, before anything logs (a log line may build the
-    process's services, and their connection pools are sized from the job slots)."""
+    """The first signal of ``celery worker``, before most things log (a log line builds the
+    process's services, whose connection pools the job slots size; what logged earlier, such
+    as Celery's warning to a worker run as root, has them built again)."""
     options = options or {}
     pool_cls = options.get("pool_cls") or instance.app.conf.worker_pool
     concurrency = options.get("concurrency") or instance.app.conf.worker_concurrency

@@ -3,6 +3,8 @@ breaker on the happy path and after a failure, and how it counts the attempt's s
 
 from __future__ import annotations
 
+from typing import Any
+
 from publishing.alert import parse_alertmanager
 from publishing.breaker import BreakerConfig
 from publishing.delivery import Delivered, DeliveryService, Failed, Redelivered, RetryScheduled, Start
@@ -47,12 +49,13 @@ def job() -> Job:
     return Job("j", "hook", Priority.HIGH, alert, 0.0)
 
 
-def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_failure_does() -> None:
-    clock = FrozenClock()
-    breakers = CountingBreakers(clock)
-    publisher = FlakyPublisher()
-    service = DeliveryService(
-        TargetRegistry([parse_target({"name": "hook", "type": "webhook", "url": "http://h.example/"})]),
+def service(
+    publisher: FlakyPublisher, breakers: InMemoryBreakerStore, clock: FrozenClock, **options: Any
+) -> DeliveryService:
+    """The delivery service of one webhook target ``hook`` (``targets`` to change that)."""
+    targets = options.pop("targets", [{"name": "hook", "type": "webhook", "url": "http://h.example/"}])
+    return DeliveryService(
+        TargetRegistry([parse_target(t) for t in targets]),
         publisher,
         breakers,
         retry_policy=lambda _: RetryPolicy(),
@@ -60,14 +63,22 @@ def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_fai
         default_timeout_s=5,
         clock=clock,
         rng=lambda: 0.0,
+        **options,
     )
-    assert isinstance(service.attempt(job()), Delivered)
+
+
+def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_failure_does() -> None:
+    clock = FrozenClock()
+    breakers = CountingBreakers(clock)
+    publisher = FlakyPublisher()
+    delivery = service(publisher, breakers, clock)
+    assert isinstance(delivery.attempt(job()), Delivered)
     assert breakers.successes_recorded == 0
 
     publisher.fail_next = True
-    assert isinstance(service.attempt(job()), RetryScheduled)
+    assert isinstance(delivery.attempt(job()), RetryScheduled)
     assert breakers.status("hook").consecutive_failures == 1
-    assert isinstance(service.attempt(job()), Delivered)
+    assert isinstance(delivery.attempt(job()), Delivered)
     assert breakers.successes_recorded == 1
     assert breakers.status("hook").consecutive_failures == 0
 
@@ -75,24 +86,13 @@ def test_a_success_on_a_clean_breaker_costs_no_breaker_write_but_one_after_a_fai
 def test_without_an_admission_round_trip_the_start_is_marked_first_and_an_over_started_job_is_not_sent() -> (
     None
 ):
-    clock = FrozenClock()
     publisher = FlakyPublisher()
-    tracker = InMemoryJobTracker()
-    service = DeliveryService(
-        TargetRegistry([parse_target({"name": "hook", "type": "webhook", "url": "http://h.example/"})]),
-        publisher,
-        InMemoryBreakerStore(clock),
-        starts=tracker,
-        retry_policy=lambda _: RetryPolicy(),
-        breaker_config=BreakerConfig(),
-        default_timeout_s=5,
-        clock=clock,
-        rng=lambda: 0.0,
-    )
     sent: list[str] = []
     publisher.publish = lambda target, enriched, job_id: sent.append(job_id) or Receipt()  # type: ignore[method-assign]
+    clock = FrozenClock()
+    delivery = service(publisher, InMemoryBreakerStore(clock), clock, starts=InMemoryJobTracker())
     starts = [Start("j", "0.0.0", float(n), max_starts=2) for n in range(3)]
-    outcomes = [service.attempt(job(), start=s) for s in starts]
+    outcomes = [delivery.attempt(job(), start=s) for s in starts]
     assert [s.count for s in starts] == [1, 2, 3]
     assert isinstance(outcomes[0], Delivered) and isinstance(outcomes[1], Delivered)
     assert outcomes[2] == Redelivered(3)
@@ -101,17 +101,9 @@ def test_without_an_admission_round_trip_the_start_is_marked_first_and_an_over_s
 
 def test_an_attempt_of_an_unknown_target_still_counts_its_start() -> None:
     clock = FrozenClock()
-    tracker = InMemoryJobTracker()
-    service = DeliveryService(
-        TargetRegistry([]),
-        FlakyPublisher(),
-        InMemoryBreakerStore(clock),
-        starts=tracker,
-        retry_policy=lambda _: RetryPolicy(),
-        breaker_config=BreakerConfig(),
-        default_timeout_s=5,
-        clock=clock,
+    delivery = service(
+        FlakyPublisher(), InMemoryBreakerStore(clock), clock, starts=InMemoryJobTracker(), targets=[]
     )
     start = Start("j", "0.0.0", 1.0, max_starts=3)
-    assert isinstance(service.attempt(job(), start=start), Failed)
+    assert isinstance(delivery.attempt(job(), start=start), Failed)
     assert start.count == 1
