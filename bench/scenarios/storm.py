@@ -17,6 +17,7 @@ from typing import Any
 
 from bench.alerts import AlertSource
 from bench.context import Env, Options, environment, machine_facts
+from bench.counting import Counting
 from bench.processes import Proc, cpu_delta_s, tree_cpu_s, wait_until
 from bench.product import Product, webhook_target
 from bench.profiling import PySpy, analyse
@@ -46,8 +47,16 @@ ALERTS_PER_REQUEST = 100
 API_WORKERS = 2
 
 
-def _drain(env: Env, workers: list[Proc], count: int, what: str, spy: str | None = None) -> dict[str, Any]:
-    """Wait for ``count`` deliveries: the rate, and the worker trees' CPU a job."""
+def _drain(
+    env: Env,
+    workers: list[Proc],
+    count: int,
+    what: str,
+    spy: str | None = None,
+    counting: Counting | None = None,
+) -> dict[str, Any]:
+    """Wait for ``count`` deliveries: the rate, the worker trees' CPU a job and, counted in
+    the first worker, its Redis round trips a job (each process drains its share)."""
     wait_until(lambda: env.sink.delivered() > 0 or None, 120, f"{what}: first delivery", 0.02)
     first = workers[0]
     profiler = PySpy(env.supervisor, spy, first.pid, env.run_dir / f"profile-{spy}.txt") if spy else None
@@ -59,7 +68,7 @@ def _drain(env: Env, workers: list[Proc], count: int, what: str, spy: str | None
             profiler.stop()
     cpu_s = sum(cpu_delta_s(b, tree_cpu_s(w.pid)) for b, w in zip(cpu_before, workers, strict=True))
     times = sorted(first_delivery(env.sink.records()).values())
-    return {
+    figures: dict[str, Any] = {
         "jobs": count,
         "delivered": len(times),
         "rate_per_s": round(rate_per_s(times), 1),
@@ -67,17 +76,25 @@ def _drain(env: Env, workers: list[Proc], count: int, what: str, spy: str | None
         "worker_cpu_ms_per_job": round(1000 * cpu_s / count, 3),
         "max_in_flight": env.sink.stats().get("max_in_flight", {}).get(ROUTE),
     }
+    if counting is not None and len(workers) == 1:
+        counted = counting.read(first.pid, count)["parent"]
+        figures["redis_round_trips_per_job"] = counted["redis_round_trips_per_job"]
+        figures["redis_round_trips_by_command_per_job"] = counted["by_command_per_job"]
+    return figures
 
 
 def _reference(env: Env, count: int, pool: str, concurrency: int, processes: int = 1) -> dict[str, Any]:
     messages = AlertSource().job_messages(count, "sink", "warning")
     enqueue_reference(env, "tuned", env.sink.url(ROUTE), messages, "medium")
+    counting = Counting(env.run_dir, "reference")
     workers = [
-        start_reference_worker(env, "tuned", concurrency, pool=pool, name=f"reference{n}")
+        start_reference_worker(
+            env, "tuned", concurrency, pool=pool, name=f"reference{n}", extra_env=counting.env()
+        )
         for n in range(processes)
     ]
     try:
-        return _drain(env, workers, count, f"reference {pool} run")
+        return _drain(env, workers, count, f"reference {pool} run", counting=counting)
     finally:
         for worker in workers:
             env.supervisor.stop(worker)
@@ -105,12 +122,15 @@ def _product(
     if accepted != count:
         errors = [s.error for s in sent if s.error][:3]
         raise RuntimeError(f"the API accepted {accepted} of {count} alerts: {errors}")
+    counting = Counting(env.run_dir, "worker")
     workers = [
-        product.start_worker(f"general{n}", "high,medium,low", concurrency, wait_ready=False, pool=pool)
+        product.start_worker(
+            f"general{n}", "high,medium,low", concurrency, counting.env(), wait_ready=False, pool=pool
+        )
         for n in range(processes)
     ]
     try:
-        figures = _drain(env, workers, count, f"product {pool} run", spy)
+        figures = _drain(env, workers, count, f"product {pool} run", spy, counting if pool == POOL else None)
     finally:
         for worker in workers:
             env.supervisor.stop(worker)
@@ -190,6 +210,11 @@ def run(options: Options) -> dict[str, Any]:
         "ratio": ratio,
         "ratios_by_round": [round(r, 3) for r in ratios],
         "cpu_per_job_ratio": round(median(cpu_ratios), 3),
+        # One gevent process: the consumer's round trips and the jobs' together.
+        "worker_round_trips_per_job": {
+            "product": passes["product"][middle].get("redis_round_trips_per_job"),
+            "reference": passes["reference"][middle].get("redis_round_trips_per_job"),
+        },
         "reference": passes["reference"][middle],
         "product": passes["product"][middle],
         "prefork": prefork,
@@ -211,7 +236,9 @@ def run(options: Options) -> dict[str, Any]:
         "headline": (
             f"{POOL} -c {CONCURRENCY}, target 200 ms: reference {reference_rate:.0f}/s, product "
             f"{product_rate:.0f}/s (goal >= {GOAL_RATE_PER_S:.0f}), ratio {ratio:.2f} (goal >= "
-            f"{GOAL_RATIO}), worker CPU a job ratio {median(cpu_ratios):.2f}; {NODE_PROCESSES} processes "
+            f"{GOAL_RATIO}), worker CPU a job ratio {median(cpu_ratios):.2f}, worker Redis round trips a job "
+            f"{passes['product'][middle].get('redis_round_trips_per_job')} (bare "
+            f"{passes['reference'][middle].get('redis_round_trips_per_job')}); {NODE_PROCESSES} processes "
             f"-c {NODE_CONCURRENCY}: reference {node['reference']['rate_per_s']:.0f}/s, product "
             f"{node['product']['rate_per_s']:.0f}/s; prefork -c {PREFORK_CONCURRENCY} {prefork['rate_per_s']:.0f}/s"
         ),
