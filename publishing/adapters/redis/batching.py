@@ -96,6 +96,12 @@ class PipelineBatcher:
             batch, self._queued = self._queued, []
         try:
             _execute(self._client, batch)
+        except Exception as exc:
+            # Loading lost scripts failed (Redis away again), or a bug: whoever is still
+            # waiting for a reply learns it; those already answered keep their answers.
+            for r in batch:
+                if r.replies is None and r.error is None:
+                    r.error = _copy(exc)
         except BaseException as exc:
             # The sender itself interrupted mid-round-trip: those it carried learn it as a
             # lost connection (their writes may or may not have landed).
@@ -139,7 +145,7 @@ def _execute(client: redis.Redis, batch: list[_Request], reload: bool = True) ->
         replies = pipe.execute(raise_on_error=False)
     except Exception as exc:
         for r, _, _ in spans:
-            r.error = copy.copy(exc)
+            r.error = _copy(exc)
         return
     unloaded: list[_Request] = []
     for r, begin, end in spans:
@@ -157,6 +163,14 @@ def _execute(client: redis.Redis, batch: list[_Request], reload: bool = True) ->
         for script in {s.sha: s for r in unloaded for s in r.scripts}.values():
             client.script_load(script.script)
         _execute(client, unloaded, reload=False)
+
+
+def _copy(exc: Exception) -> Exception:
+    """One exception a caller: each raises its own (a traceback is written into it)."""
+    try:
+        return copy.copy(exc)
+    except Exception:
+        return exc
 
 
 class BatchingRedis(redis.Redis):
