@@ -224,8 +224,10 @@ class Rig:
 class Supervisor:
     """Starts a worker again when its process has exited, every half second."""
 
-    def __init__(self, rig: Rig) -> None:
+    def __init__(self, rig: Rig, **worker: Any) -> None:
+        """``worker``: how the workers it starts run (``concurrency``, ``pool``)."""
         self._rig = rig
+        self._worker = {"concurrency": 4, **worker}
         self._stopping = threading.Event()
         self.restarts = 0
         self._replaced: set[int] = set()
@@ -242,7 +244,7 @@ class Supervisor:
                 ):
                     self._replaced.add(id(worker))
                     self.restarts += 1
-                    self._rig.fleet.start(f"w{len(self._rig.fleet.workers) + 1}", concurrency=4, wait=False)
+                    self._rig.fleet.start(f"w{len(self._rig.fleet.workers) + 1}", wait=False, **self._worker)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -55,14 +55,19 @@ def lock_lives(rig: Rig) -> str:
     return "locks unreadable"
 
 
+# The worker as shipped (gevent: its jobs share Redis round trips) and prefork beside it.
+POOLS = {"prefork": {"pool": "prefork", "concurrency": 4}, "gevent": {"pool": "gevent", "concurrency": 50}}
+
+
+@pytest.mark.parametrize("pool", list(POOLS))
 @pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
 def test_a_redis_restart_mid_load_loses_no_accepted_job(
-    kill: bool, aof_redis: PrivateRedis, dlq_database_url: str, tmp_path: Path, record_books
+    kill: bool, pool: str, aof_redis: PrivateRedis, dlq_database_url: str, tmp_path: Path, record_books
 ) -> None:
     target = FaultTarget("hook", Reply(200, delay_s=0.05))
     rig = Rig(tmp_path, aof_redis.url, dlq_database_url, [target], **RECONCILE_FAST)
     try:
-        rig.fleet.start("w1", concurrency=4)
+        rig.fleet.start("w1", **POOLS[pool])
         sender = rig.start_api()
         load = Background(
             sender,
@@ -80,13 +85,13 @@ def test_a_redis_restart_mid_load_loses_no_accepted_job(
         print(f"after the restart: {lock_lives(rig)}")
         # A fleet is supervised (systemd Restart=always, a Deployment): a worker that kombu's
         # transport takes down while Redis is gone is started again, as it would be.
-        supervisor = Supervisor(rig)
+        supervisor = Supervisor(rig, **POOLS[pool])
         load.join(120)
 
         books = rig.books(timeout_s=90)
         supervisor.stop()
         print(f"workers restarted by the supervisor: {supervisor.restarts}")
-        record_books(f"2 Redis restart ({'SIGKILL' if kill else 'SIGTERM'})", books)
+        record_books(f"2 Redis restart ({'SIGKILL' if kill else 'SIGTERM'}, {pool})", books)
         print(f"outage {outage_s:.1f} s; sender statuses {sender.statuses}, resends {sender.resends}")
         assert sender.resends > 0, "no submission met the outage: the test proved nothing"
         for job_id, entry in rig.tracked(rig.resent_ids()).items():
