@@ -40,6 +40,11 @@ FAULT_ENV = {
 }
 
 
+# The reconciler (docs/design.md (Reconciler)) looking every 2 s, after 3 s: it sends again a
+# message that a kill took from its queue before kombu recorded it as unacknowledged.
+FAST_RECONCILER = {"PUBLISHING_RECONCILE_INTERVAL_S": "2", "PUBLISHING_RECONCILE_GRACE_S": "3"}
+
+
 def webhook(target: FaultTarget, **more: Any) -> dict[str, Any]:
     """A webhook target (no provider rate limit) pointing at ``target``."""
     return {"name": target.name, "type": "webhook", "url": f"{target.url}/hook", **more}

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from publishing.settings import Settings
-from tests.faults.rig import Rig, Supervisor, am_alert, am_payload, payloads
+from tests.faults.rig import FAST_RECONCILER, Rig, Supervisor, am_alert, am_payload, payloads
 from tests.support.alert_api import ApiThread, Background
 from tests.support.fault_target import FaultTarget
 from tests.support.fleet import wait_until
@@ -37,8 +37,7 @@ OUTAGE_S = 3.0
 # kill can also cut a pass short, whose lock the AOF keeps: the first pass after the restart
 # takes it over (the lock names the server's run id), or nothing would look for a minute.
 RECONCILE_FAST = {
-    "PUBLISHING_RECONCILE_INTERVAL_S": "2",
-    "PUBLISHING_RECONCILE_GRACE_S": "3",
+    **FAST_RECONCILER,
     "PUBLISHING_INSECURE_NO_AUTH": "1",  # the rig's API thread runs without tokens
 }
 

@@ -1,6 +1,7 @@
 """The I/O-pool worker's consumer (workers/green_consumer.py): while every slot holds a job its
 wait for broker events is short, so a slot that frees gets its next job at once instead of
-after Celery's 2 s wait; with credit left it waits as Celery does (a BRPOP is in flight)."""
+after Celery's 2 s wait; with credit left it waits as Celery does (a BRPOP is in flight); and
+idle or busy it gives back a dead worker's unacknowledged messages on the restore interval."""
 
 from __future__ import annotations
 
@@ -64,3 +65,28 @@ def test_every_worker_runs_this_consumer_and_only_a_worker_without_an_event_hub_
         lambda *a: None, app=app, hub=hub, pool=SimpleNamespace(is_green=False), controller=controller
     )
     assert prefork.loop is loops.asynloop
+
+
+def test_an_idle_consumer_still_gives_back_a_dead_workers_unacknowledged_messages_every_interval(
+    monkeypatch: Any,
+) -> None:
+    restores: list[float] = []
+    clock = [100.0]
+    monkeypatch.setattr(green_consumer.time, "monotonic", lambda: clock[0])
+    connection = FakeConnection()
+    connection.transport = SimpleNamespace(  # type: ignore[assignment]
+        cycle=SimpleNamespace(maybe_restore_messages=lambda: restores.append(clock[0]))
+    )
+    consumer = consumer_with_credit([True])
+    consumer.channel.unacked_restore_interval = 5
+
+    def synloop(obj: Any, conn: Any, consumer: Any, *args: Any, **kwargs: Any) -> None:
+        # Idle: every wait ends with BRPOP's empty answer, which kombu's own restore ignores.
+        for _ in range(4):
+            conn.drain_events(timeout=2.0)
+            clock[0] += 2.0
+
+    monkeypatch.setattr(loops, "synloop", synloop)
+    prompt_synloop(object(), connection, consumer)
+    # At the first wait, then once the interval has passed, not at every wait.
+    assert restores == [100.0, 106.0]
