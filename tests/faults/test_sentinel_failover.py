@@ -61,8 +61,13 @@ def _knows_replica(watcher: redis.Redis) -> bool:
         return False
 
 
+# The worker as shipped (gevent: its client a BatchingRedis that follows the master) and prefork.
+POOLS = {"prefork": {"pool": "prefork", "concurrency": 4}, "gevent": {"pool": "gevent", "concurrency": 50}}
+
+
+@pytest.mark.parametrize("pool", list(POOLS))
 def test_a_sentinel_failover_without_wait_under_load_loses_no_accepted_job(
-    sentinel_set, dlq_database_url: str, tmp_path: Path, record_books
+    pool: str, sentinel_set, dlq_database_url: str, tmp_path: Path, record_books
 ) -> None:
     primary, replica, sentinels = sentinel_set
     url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in sentinels)
@@ -74,7 +79,7 @@ def test_a_sentinel_failover_without_wait_under_load_loses_no_accepted_job(
         "mymaster", socket_timeout=5
     )
     try:
-        rig.fleet.start("w1", concurrency=4)
+        rig.fleet.start("w1", **POOLS[pool])
         sender = rig.start_api()
         load = Background(
             sender,
@@ -90,13 +95,13 @@ def test_a_sentinel_failover_without_wait_under_load_loses_no_accepted_job(
         failover_s = time.monotonic() - killed
         # A fleet is supervised: a worker that kombu's transport ends in the failover ("Unrecoverable
         # error: 'NoneType' object has no attribute 'hostname'") is started again, as it would be.
-        supervisor = Supervisor(rig)
+        supervisor = Supervisor(rig, **POOLS[pool])
         load.join(180)
 
         books = rig.books(timeout_s=120)
         supervisor.stop()
         print(f"workers restarted by the supervisor: {supervisor.restarts}")
-        record_books("2 Sentinel failover (no WAIT)", books)
+        record_books(f"2 Sentinel failover (no WAIT, {pool})", books)
         print(f"failover {failover_s:.1f} s; sender statuses {sender.statuses}, resends {sender.resends}")
         assert books.submitted == 300
         assert books.lost == 0, f"lost jobs: {rig.tracked(books.lost_ids)}"

@@ -36,13 +36,18 @@ class FirstAttemptFails:
         return Reply(200, delay_s=0.1)
 
 
+# The fleet as shipped (gevent pools) and prefork.
+POOLS = {"prefork": {"pool": "prefork", "concurrency": 2}, "gevent": {"pool": "gevent", "concurrency": 20}}
+
+
+@pytest.mark.parametrize("pool", list(POOLS))
 def test_sigterm_to_the_fleet_mid_load_then_a_new_fleet_loses_nothing(
-    fresh_redis: str, dlq_database_url: str, tmp_path: Path, record_books
+    pool: str, fresh_redis: str, dlq_database_url: str, tmp_path: Path, record_books
 ) -> None:
     target = FaultTarget("hook", FirstAttemptFails())
     rig = Rig(tmp_path, fresh_redis, dlq_database_url, [target], PUBLISHING_RETRY_BASE_S="1")
     try:
-        fleet = [rig.fleet.start(f"w{i}", concurrency=2) for i in (1, 2)]
+        fleet = [rig.fleet.start(f"w{i}", **POOLS[pool]) for i in (1, 2)]
         sender = rig.start_api()
         load = Background(
             sender, payloads("Term", 200, severities=("critical", "warning", "info")), threads=2
@@ -60,9 +65,9 @@ def test_sigterm_to_the_fleet_mid_load_then_a_new_fleet_loses_nothing(
         assert waiting > 0, "nothing was left to do after the shutdown: the test proved nothing"
 
         for i in (3, 4):
-            rig.fleet.start(f"w{i}", concurrency=2)
+            rig.fleet.start(f"w{i}", **POOLS[pool])
         books = rig.books(timeout_s=90)
-        record_books("4 SIGTERM fleet + restart", books)
+        record_books(f"4 SIGTERM fleet + restart ({pool})", books)
         print(f"delivered before the new fleet: {stopped_at}; messages left in the broker: {waiting}")
         assert books.lost == 0, f"lost jobs: {rig.tracked(books.lost_ids)}"
         assert books.duplicates_same_id
