@@ -16,16 +16,31 @@ no event at all. An idle worker without that hub never gets such a poll: its BRP
 every second with nothing, which is an event. A fleet of gevent workers would keep a killed
 worker's jobs unacknowledged for as long as it stayed quiet, so this consumer runs the same
 restore on the same interval (the transport's ``unacked_restore_interval``).
+
+And it lets kombu's two writes a job share the process's round trips. Kombu records each
+message it hands over as unacknowledged (one ``MULTI`` as it arrives) and removes the record at
+the acknowledgement (another): on its own connection, that is two round trips a job beside the
+job's own. Routed through the process's group commit (``publishing.adapters.redis.batching``),
+they go with whatever pipelines the process's other jobs send at that moment, each still one
+``MULTI``/``EXEC`` of its own, with the same replies and errors as before (``SharedRoundTripQoS``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, cast
 
 from celery.worker import loops
 from celery.worker.consumer import Consumer as CeleryConsumer
+from kombu.transport import redis as redis_transport
+from kombu.transport import virtual
+from kombu.utils.json import dumps
+from redis.client import Pipeline
+
+from publishing.adapters.composition import services_for
+from publishing.adapters.redis.batching import PipelineBatcher
+from workers.celery_app import settings_of
 
 # How long a consumer with no credit waits before it looks again: a slot freed meanwhile waits
 # no longer than this for its next job.
@@ -74,7 +89,70 @@ class _Prompt:
             log.warning("restoring unacknowledged messages failed (%s)", type(exc).__name__)
 
 
+class SharedRoundTripQoS(redis_transport.QoS):
+    """Kombu's Redis QoS, its unacknowledged record and its acknowledgement sent through the
+    process's group commit rather than on a round trip each. Every other operation (restoring,
+    rejecting, the restore sweep) is kombu's own."""
+
+    batcher: PipelineBatcher
+
+    def append(self, message: Any, delivery_tag: str) -> None:
+        delivery = message.delivery_info
+        record = dumps([message._raw, delivery["exchange"], delivery["routing_key"]])
+        arrived = time.time()
+
+        def build(pipe: Pipeline) -> None:
+            pipe.execute_command("MULTI")
+            pipe.zadd(self.unacked_index_key, {delivery_tag: arrived})
+            pipe.hset(self.unacked_key, delivery_tag, record)
+            pipe.execute_command("EXEC")
+
+        self.batcher.run(build, ())
+        virtual.QoS.append(self, message, delivery_tag)
+
+    def ack(self, delivery_tag: str) -> None:
+        def build(pipe: Pipeline) -> None:
+            pipe.execute_command("MULTI")
+            pipe.zrem(self.unacked_index_key, delivery_tag)
+            pipe.hdel(self.unacked_key, delivery_tag)
+            pipe.execute_command("EXEC")
+
+        self.batcher.run(build, ())
+        virtual.QoS.ack(self, delivery_tag)
+
+
+def _server(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    return (kwargs.get("host"), kwargs.get("port"), kwargs.get("path"), int(kwargs.get("db") or 0))
+
+
+def share_round_trips(app: Any, channel: Any) -> bool:
+    """Route the channel's unacknowledged records and acknowledgements through the group
+    commit of this process's Redis client, when there is one (an I/O pool) and it talks to the
+    same server and database as the broker: a plain Redis channel (not Sentinel's, whose master
+    may move apart from the client's during a failover) with no key prefix. Returns whether it
+    did."""
+    if type(channel) is not redis_transport.Channel or channel.global_keyprefix:
+        return False
+    qos = channel.qos
+    if type(qos) is SharedRoundTripQoS:
+        return True
+    if type(qos) is not redis_transport.QoS:
+        return False
+    client = services_for(settings_of(app), app).redis
+    batcher: PipelineBatcher | None = getattr(client, "batcher", None)
+    if batcher is None or _server(client.connection_pool.connection_kwargs) != _server(
+        channel.pool.connection_kwargs
+    ):
+        return False
+    # The channel's own QoS object holds its prefetch and delivered state: keep it, and give
+    # it the two routed writes.
+    qos.__class__ = SharedRoundTripQoS
+    cast(SharedRoundTripQoS, qos).batcher = batcher
+    return True
+
+
 def prompt_synloop(obj: Any, connection: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
+    share_round_trips(obj.app, consumer.channel)
     return loops.synloop(obj, _Prompt(connection, consumer), consumer, *args, **kwargs)
 
 

@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import redis
 
 from bench.counting import Counting
 from publishing.tracking import JobState
@@ -68,9 +69,10 @@ def test_a_delivered_job_costs_the_pool_two_round_trips(
 
 def _task_round_trips(counting: Counting, worker_pid: int) -> int:
     """The round trips of the jobs' two pipelines (start and admission, settlement) in a
-    one-process (I/O pool) worker, not the consumer's fetches, acknowledgements and events."""
+    one-process (I/O pool) worker, not the consumer's fetches and events: the pipelines that
+    carry the jobs' scripts (kombu's records and acknowledgements may ride with them)."""
     counts = counting.read(worker_pid, per=1)["parent"]["by_command_per_job"]
-    return int(sum(n for label, n in counts.items() if label.startswith("PIPELINE")))
+    return int(sum(n for label, n in counts.items() if label.startswith("PIPELINE") and "EVALSHA" in label))
 
 
 def test_jobs_of_an_io_pool_at_the_same_step_share_round_trips(
@@ -102,5 +104,47 @@ def test_jobs_of_an_io_pool_at_the_same_step_share_round_trips(
             sent = _task_round_trips(counting, worker.process.pid) - before
             # Alone, each job would send its two; sharing, the storm sends fewer.
             assert sent < ROUND_TRIPS_PER_DELIVERED_JOB * STORM, sent
+        finally:
+            pipeline.close()
+
+
+def _acknowledging_round_trips(counting: Counting, worker_pid: int) -> int:
+    """The round trips that carried an acknowledgement (kombu's removal of the unacknowledged
+    record), alone or with other writes."""
+    counts = counting.read(worker_pid, per=1)["parent"]["by_command_per_job"]
+    return int(sum(n for label, n in counts.items() if "ZREM+HDEL" in label))
+
+
+def test_an_io_pool_acknowledges_jobs_that_end_together_in_shared_round_trips(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    counting = Counting(tmp_path, "worker")
+    answer = threading.Event()
+    with HttpTarget([Reply(hold=answer)]) as hook:
+        targets = [{"name": "hook", "type": "webhook", "url": hook.url}]
+        pipeline = Pipeline(tmp_path, fresh_redis, dlq_database_url, targets, **counting.env())
+        try:
+            worker = pipeline.worker(concurrency=STORM, pool="gevent")
+            assert worker.process is not None
+            answer.set()
+            (warm,) = pipeline.submit(alerts(am_alert("Warm", severity="warning")), ["hook"]).jobs
+            pipeline.wait_state(warm.id, JobState.SUCCEEDED)
+            before = wait_until(lambda: _acknowledging_round_trips(counting, worker.process.pid) or None)  # type: ignore[union-attr]
+            answer.clear()
+
+            storm = [am_alert(f"Storm{n}", severity="warning") for n in range(STORM)]
+            jobs = pipeline.submit(alerts(*storm), ["hook"]).jobs
+            wait_until(lambda: len(hook.received) == STORM + 1)
+            answer.set()
+            for job in jobs:
+                pipeline.wait_state(job.id, JobState.SUCCEEDED)
+
+            # Every job is acknowledged for good: nothing is left for Redis to hand out again.
+            broker = redis.Redis.from_url(fresh_redis)
+            wait_until(lambda: broker.hlen("unacked") == 0 and broker.zcard("unacked_index") == 0)
+            acks = _acknowledging_round_trips(counting, worker.process.pid) - before
+            # Alone, each acknowledgement is a round trip of its own.
+            assert 0 < acks < STORM, acks
+            assert len(hook.received) == STORM + 1
         finally:
             pipeline.close()

@@ -1,0 +1,81 @@
+"""Kombu's unacknowledged records and acknowledgements sent through a worker's group commit
+(``workers.green_consumer.SharedRoundTripQoS``) against a real Redis: kombu's own restore reads
+what they write, an acknowledgement removes the message for good, and one whose round trip
+fails leaves the message to be given back, as kombu's own would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+from kombu import Connection
+
+from publishing.adapters.redis.batching import PipelineBatcher
+from workers.green_consumer import SharedRoundTripQoS
+
+pytestmark = pytest.mark.redis
+
+QUEUE = "medium"
+
+
+@pytest.fixture
+def channel(fresh_redis: str) -> Iterator[object]:
+    with Connection(fresh_redis) as connection:
+        channel = connection.default_channel
+        channel.queue_declare(QUEUE)
+        qos = channel.qos
+        qos.__class__ = SharedRoundTripQoS
+        qos.batcher = PipelineBatcher(redis.Redis.from_url(fresh_redis))
+        yield channel
+
+
+def _publish(channel: object, body: str) -> None:
+    channel.basic_publish(channel.prepare_message(body), exchange="", routing_key=QUEUE)  # type: ignore[attr-defined]
+
+
+def test_a_message_handed_over_is_recorded_where_kombus_restore_finds_it(
+    channel: object, fresh_redis: str
+) -> None:
+    client = redis.Redis.from_url(fresh_redis)
+    _publish(channel, "page one")
+    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    assert message is not None
+    assert client.llen(QUEUE) == 0
+    assert client.hexists("unacked", message.delivery_tag)
+    assert client.zscore("unacked_index", message.delivery_tag) is not None
+
+    # The worker stops without acknowledging it: kombu's own restore puts it back.
+    channel.qos.restore_unacked()  # type: ignore[attr-defined]
+    assert client.llen(QUEUE) == 1
+    again = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    assert again.body == b"page one"
+
+
+def test_an_acknowledgement_removes_the_message_for_good(channel: object, fresh_redis: str) -> None:
+    client = redis.Redis.from_url(fresh_redis)
+    _publish(channel, "page two")
+    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    message.ack()
+    assert client.hlen("unacked") == 0
+    assert client.zcard("unacked_index") == 0
+    channel.qos.restore_unacked()  # type: ignore[attr-defined]
+    assert client.llen(QUEUE) == 0
+
+
+def test_an_acknowledgement_that_cannot_reach_redis_leaves_the_message_to_be_given_back(
+    channel: object, fresh_redis: str
+) -> None:
+    client = redis.Redis.from_url(fresh_redis)
+    _publish(channel, "page three")
+    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    qos = channel.qos  # type: ignore[attr-defined]
+    working = qos.batcher
+    qos.batcher = PipelineBatcher(redis.Redis(port=1, socket_connect_timeout=0.5))
+    with pytest.raises(redis.ConnectionError):
+        message.ack()
+    qos.batcher = working
+    # Still held as delivered and still recorded: a stop gives it back to the queue.
+    assert message.delivery_tag in qos._delivered
+    qos.restore_unacked()
+    assert client.llen(QUEUE) == 1
