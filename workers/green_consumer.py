@@ -152,7 +152,11 @@ def share_round_trips(app: Any, channel: Any) -> bool:
 
 
 def prompt_synloop(obj: Any, connection: Any, consumer: Any, *args: Any, **kwargs: Any) -> Any:
-    share_round_trips(obj.app, consumer.channel)
+    try:
+        share_round_trips(obj.app, consumer.channel)
+    except Exception as exc:
+        # Sharing is a saving, never a condition of consuming: kombu's own writes work alone.
+        log.warning("broker writes not shared with the jobs' round trips (%s)", type(exc).__name__)
     return loops.synloop(obj, _Prompt(connection, consumer), consumer, *args, **kwargs)
 
 

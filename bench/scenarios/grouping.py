@@ -154,6 +154,7 @@ def run(options: Options) -> dict[str, Any]:
         "goals": {"storm_drain_s": goal(round(drained_s, 2), GOAL_S, higher_is_better=False)},
         "headline": (
             f"{count} alerts in one storm at 1 message/s: every alert at the sink in {drained_s:.1f} s "
-            f"in {len(sink.messages)} messages (one an alert: {count / RATE_PER_S:.0f} s; goal <= {GOAL_S:.0f} s)"
+            f"in {len(sink.messages)} message{'' if len(sink.messages) == 1 else 's'} "
+            f"(one an alert: {count / RATE_PER_S:.0f} s; goal <= {GOAL_S:.0f} s)"
         ),
     }
