@@ -6,6 +6,7 @@ fails leaves the message to be given back, as kombu's own would."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -30,17 +31,19 @@ def channel(fresh_redis: str) -> Iterator[object]:
         yield channel
 
 
-def _publish(channel: object, body: str) -> None:
+def _handed_over(channel: object, body: str) -> Any:
+    """A message published and then fetched, unacknowledged, as a worker fetches one."""
     channel.basic_publish(channel.prepare_message(body), exchange="", routing_key=QUEUE)  # type: ignore[attr-defined]
+    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    assert message is not None
+    return message
 
 
 def test_a_message_handed_over_is_recorded_where_kombus_restore_finds_it(
     channel: object, fresh_redis: str
 ) -> None:
     client = redis.Redis.from_url(fresh_redis)
-    _publish(channel, "page one")
-    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
-    assert message is not None
+    message = _handed_over(channel, "page one")
     assert client.llen(QUEUE) == 0
     assert client.hexists("unacked", message.delivery_tag)
     assert client.zscore("unacked_index", message.delivery_tag) is not None
@@ -54,8 +57,7 @@ def test_a_message_handed_over_is_recorded_where_kombus_restore_finds_it(
 
 def test_an_acknowledgement_removes_the_message_for_good(channel: object, fresh_redis: str) -> None:
     client = redis.Redis.from_url(fresh_redis)
-    _publish(channel, "page two")
-    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    message = _handed_over(channel, "page two")
     message.ack()
     assert client.hlen("unacked") == 0
     assert client.zcard("unacked_index") == 0
@@ -67,8 +69,7 @@ def test_an_acknowledgement_that_cannot_reach_redis_leaves_the_message_to_be_giv
     channel: object, fresh_redis: str
 ) -> None:
     client = redis.Redis.from_url(fresh_redis)
-    _publish(channel, "page three")
-    message = channel.basic_get(QUEUE, no_ack=False)  # type: ignore[attr-defined]
+    message = _handed_over(channel, "page three")
     qos = channel.qos  # type: ignore[attr-defined]
     working = qos.batcher
     qos.batcher = PipelineBatcher(redis.Redis(port=1, socket_connect_timeout=0.5))

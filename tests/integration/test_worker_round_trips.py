@@ -7,6 +7,7 @@ them. Counts, not timings."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -75,39 +76,6 @@ def _task_round_trips(counting: Counting, worker_pid: int) -> int:
     return int(sum(n for label, n in counts.items() if label.startswith("PIPELINE") and "EVALSHA" in label))
 
 
-def test_jobs_of_an_io_pool_at_the_same_step_share_round_trips(
-    fresh_redis: str, dlq_database_url: str, tmp_path: Path
-) -> None:
-    counting = Counting(tmp_path, "worker")
-    # The storm's requests are answered together: its jobs reach their settlements together.
-    answer = threading.Event()
-    with HttpTarget([Reply(hold=answer)]) as hook:
-        targets = [{"name": "hook", "type": "webhook", "url": hook.url}]
-        pipeline = Pipeline(tmp_path, fresh_redis, dlq_database_url, targets, **counting.env())
-        try:
-            worker = pipeline.worker(concurrency=STORM, pool="gevent")
-            assert worker.process is not None
-            answer.set()
-            (warm,) = pipeline.submit(alerts(am_alert("Warm", severity="warning")), ["hook"]).jobs
-            pipeline.wait_state(warm.id, JobState.SUCCEEDED)
-            before = wait_until(lambda: _task_round_trips(counting, worker.process.pid) or None)  # type: ignore[union-attr]
-            answer.clear()
-
-            storm = [am_alert(f"Storm{n}", severity="warning") for n in range(STORM)]
-            jobs = pipeline.submit(alerts(*storm), ["hook"]).jobs
-            wait_until(lambda: len(hook.received) == STORM + 1)
-            answer.set()
-            for job in jobs:
-                pipeline.wait_state(job.id, JobState.SUCCEEDED)
-            assert len(hook.received) == STORM + 1
-
-            sent = _task_round_trips(counting, worker.process.pid) - before
-            # Alone, each job would send its two; sharing, the storm sends fewer.
-            assert sent < ROUND_TRIPS_PER_DELIVERED_JOB * STORM, sent
-        finally:
-            pipeline.close()
-
-
 def _acknowledging_round_trips(counting: Counting, worker_pid: int) -> int:
     """The round trips that carried an acknowledgement (kombu's removal of the unacknowledged
     record), alone or with other writes."""
@@ -115,9 +83,12 @@ def _acknowledging_round_trips(counting: Counting, worker_pid: int) -> int:
     return int(sum(n for label, n in counts.items() if "ZREM+HDEL" in label))
 
 
-def test_an_io_pool_acknowledges_jobs_that_end_together_in_shared_round_trips(
-    fresh_redis: str, dlq_database_url: str, tmp_path: Path
-) -> None:
+def _held_storm(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path, count: Callable[[Counting, int], int]
+) -> int:
+    """A storm of ``STORM`` jobs to a gevent worker of as many slots, whose requests the target
+    holds and then answers together, so its jobs reach their settlements together; what
+    ``count`` counts in the worker meanwhile, once every job is delivered and acknowledged."""
     counting = Counting(tmp_path, "worker")
     answer = threading.Event()
     with HttpTarget([Reply(hold=answer)]) as hook:
@@ -126,10 +97,11 @@ def test_an_io_pool_acknowledges_jobs_that_end_together_in_shared_round_trips(
         try:
             worker = pipeline.worker(concurrency=STORM, pool="gevent")
             assert worker.process is not None
+            pid = worker.process.pid
             answer.set()
             (warm,) = pipeline.submit(alerts(am_alert("Warm", severity="warning")), ["hook"]).jobs
             pipeline.wait_state(warm.id, JobState.SUCCEEDED)
-            before = wait_until(lambda: _acknowledging_round_trips(counting, worker.process.pid) or None)  # type: ignore[union-attr]
+            before = wait_until(lambda: count(counting, pid) or None)
             answer.clear()
 
             storm = [am_alert(f"Storm{n}", severity="warning") for n in range(STORM)]
@@ -138,13 +110,26 @@ def test_an_io_pool_acknowledges_jobs_that_end_together_in_shared_round_trips(
             answer.set()
             for job in jobs:
                 pipeline.wait_state(job.id, JobState.SUCCEEDED)
-
             # Every job is acknowledged for good: nothing is left for Redis to hand out again.
             broker = redis.Redis.from_url(fresh_redis)
             wait_until(lambda: broker.hlen("unacked") == 0 and broker.zcard("unacked_index") == 0)
-            acks = _acknowledging_round_trips(counting, worker.process.pid) - before
-            # Alone, each acknowledgement is a round trip of its own.
-            assert 0 < acks < STORM, acks
             assert len(hook.received) == STORM + 1
+            return count(counting, pid) - before
         finally:
             pipeline.close()
+
+
+def test_jobs_of_an_io_pool_at_the_same_step_share_round_trips(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    sent = _held_storm(fresh_redis, dlq_database_url, tmp_path, _task_round_trips)
+    # Alone, each job would send its two; sharing, the storm sends fewer.
+    assert sent < ROUND_TRIPS_PER_DELIVERED_JOB * STORM, sent
+
+
+def test_an_io_pool_acknowledges_jobs_that_end_together_in_shared_round_trips(
+    fresh_redis: str, dlq_database_url: str, tmp_path: Path
+) -> None:
+    acks = _held_storm(fresh_redis, dlq_database_url, tmp_path, _acknowledging_round_trips)
+    # Alone, each acknowledgement is a round trip of its own.
+    assert 0 < acks < STORM, acks
