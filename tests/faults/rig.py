@@ -40,6 +40,10 @@ FAULT_ENV = {
 }
 
 
+# The worker as shipped (gevent: one process, its jobs sharing Redis round trips) and prefork
+# beside it, as the fault scenarios run each: ``fleet.start(name, **POOLS[pool])``.
+POOLS = {"prefork": {"pool": "prefork", "concurrency": 4}, "gevent": {"pool": "gevent", "concurrency": 50}}
+
 # The reconciler (docs/design.md (Reconciler)) looking every 2 s, after 3 s: it sends again a
 # message that a kill took from its queue before kombu recorded it as unacknowledged.
 FAST_RECONCILER = {"PUBLISHING_RECONCILE_INTERVAL_S": "2", "PUBLISHING_RECONCILE_GRACE_S": "3"}

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from publishing.settings import Settings
-from tests.faults.rig import FAST_RECONCILER, Rig, Supervisor, am_alert, am_payload, payloads
+from tests.faults.rig import FAST_RECONCILER, POOLS, Rig, Supervisor, am_alert, am_payload, payloads
 from tests.support.alert_api import ApiThread, Background
 from tests.support.fault_target import FaultTarget
 from tests.support.fleet import wait_until
@@ -52,10 +52,6 @@ def lock_lives(rig: Rig) -> str:
         except redis.RedisError:
             time.sleep(0.1)
     return "locks unreadable"
-
-
-# The worker as shipped (gevent: its jobs share Redis round trips) and prefork beside it.
-POOLS = {"prefork": {"pool": "prefork", "concurrency": 4}, "gevent": {"pool": "gevent", "concurrency": 50}}
 
 
 @pytest.mark.parametrize("pool", list(POOLS))

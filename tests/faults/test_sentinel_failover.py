@@ -15,7 +15,7 @@ import pytest
 import redis
 from redis.sentinel import Sentinel
 
-from tests.faults.rig import Rig, Supervisor, payloads
+from tests.faults.rig import POOLS, Rig, Supervisor, payloads
 from tests.support.alert_api import Background
 from tests.support.fault_target import FaultTarget
 from tests.support.fleet import wait_until
@@ -59,10 +59,6 @@ def _knows_replica(watcher: redis.Redis) -> bool:
         return bool(watcher.sentinel_slaves("mymaster"))
     except redis.RedisError:
         return False
-
-
-# The worker as shipped (gevent: its client a BatchingRedis that follows the master) and prefork.
-POOLS = {"prefork": {"pool": "prefork", "concurrency": 4}, "gevent": {"pool": "gevent", "concurrency": 50}}
 
 
 @pytest.mark.parametrize("pool", list(POOLS))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.rig import FAST_RECONCILER, Rig, payloads
+from tests.faults.rig import FAST_RECONCILER, POOLS, Rig, payloads
 from tests.support.alert_api import Background
 from tests.support.fault_target import FaultTarget
 from tests.support.fleet import wait_until
@@ -73,13 +73,9 @@ def test_kill_9_of_a_prefork_child_mid_load_loses_nothing(
         rig.close()
 
 
-# The worker as shipped (gevent: one process, its jobs sharing Redis round trips) and prefork.
 # A busy gevent worker reads a BRPOP's answer when its turn comes: a kill in between takes the
 # message off its queue before kombu records it as unacknowledged, and the reconciler sends it
 # again from tracking (docs/design.md (Reconciler)); here it looks every 2 s.
-POOLS = {"prefork": {"pool": "prefork", "concurrency": 4}, "gevent": {"pool": "gevent", "concurrency": 50}}
-
-
 @pytest.mark.parametrize("pool", list(POOLS))
 def test_kill_9_of_the_worker_main_process_mid_load_loses_nothing(
     pool: str, fresh_redis: str, dlq_database_url: str, tmp_path: Path, slow_targets, record_books
