@@ -14,6 +14,7 @@ import os  # noqa: E402
 
 from api import create_app  # noqa: E402
 from api.services import services_of  # noqa: E402
+from publishing.adapters.heap import freeze_startup_heap  # noqa: E402
 from publishing.adapters.logs import configure_logging  # noqa: E402
 from publishing.adapters.target_files import check_targets  # noqa: E402
 from publishing.errors import ConfigError  # noqa: E402
@@ -32,3 +33,5 @@ except ConfigError as exc:
     # 4 is gunicorn's "app failed to load": the arbiter halts instead of booting the worker again.
     sys.exit(4)
 configure_logging(lambda: services_of(app).registry.secrets())
+# Requests do not stop for a full collection's walk over what the app built to start.
+freeze_startup_heap()

@@ -22,6 +22,7 @@ from publishing.adapters import metrics
 from publishing.adapters.capacity import HEADROOM, set_job_slots
 from publishing.adapters.composition import forget_services, services_for
 from publishing.adapters.green import make_psycopg2_cooperative
+from publishing.adapters.heap import freeze_startup_heap
 from publishing.adapters.logs import JsonFormatter, configure_logging, is_json
 from publishing.adapters.target_files import registry_from_path
 from publishing.settings import Settings, warn_unknown_variables
@@ -90,6 +91,8 @@ def _on_process_init(**_: Any) -> None:
     metrics.WORKERS_ACTIVE.set(0)
     if _app_settings is not None:
         metrics.initialise_series(services_for(_app_settings).registry)
+    # A prefork child's jobs do not stop for a walk over what it inherited and built to start.
+    freeze_startup_heap()
 
 
 def _on_prerun(task_id: str, task: Any, **_: Any) -> None:
@@ -149,6 +152,9 @@ def _on_worker_ready(**_: Any) -> None:
         # In the worker's main process, not in its pool's children.
         reconciler.start(_app_settings)
         history.start(_app_settings)
+    # Last, once everything start-up builds is built: a gevent or threads worker runs its jobs
+    # in this process, and they do not stop for a walk over it.
+    freeze_startup_heap()
 
 
 def _on_setup_logging(**_: Any) -> None:
