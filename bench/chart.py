@@ -38,11 +38,20 @@ def _missing(ax: Axes, title: str, name: str) -> None:
     ax.set_yticks([])
 
 
+def _cpu(data: dict[str, Any]) -> str:
+    """The CPU a result was measured on, briefly ("Intel Xeon", "AMD EPYC")."""
+    model = str(data.get("machine", {}).get("cpu_model", "?"))
+    for noise in ("(R)", "(TM)", "Processor", "CPU"):
+        model = model.replace(noise, " ")
+    return " ".join(model.split("@")[0].split()[:3]) or "?"
+
+
 def _noise(data: dict[str, Any]) -> str:
     noise = data.get("noise", {})
     quick = " quick," if data.get("quick") else ""
     return (
-        f"({data.get('date', '?')[:16]},{quick} other load {noise.get('other_load_cores_mean', '?')} cores)"
+        f"({data.get('date', '?')[:16]}, {_cpu(data)},{quick} "
+        f"other load {noise.get('other_load_cores_mean', '?')} cores)"
     )
 
 
@@ -333,12 +342,15 @@ def draw(results: Path) -> Path:
     _panel(axes[1][0], _round_trips, ceiling)
     _panel(axes[1][1], _memory, load)
     _panel(axes[1][2], _recovery, recovery)
-    machine: dict[str, Any] = next(
-        (d["machine"] for d in (ceiling, load, priority, ingest, recovery) if d), {}
+    found = [d for d in (ceiling, load, priority, ingest, recovery) if d]
+    machine: dict[str, Any] = next((d["machine"] for d in found), {})
+    cpus = sorted({_cpu(d) for d in found})
+    cpu = (
+        machine.get("cpu_model", "?") if len(cpus) <= 1 else f"{' / '.join(cpus)} (each panel names its own)"
     )
     fig.suptitle(
         "alert-publishing benchmarks (make bench) - "
-        f"{machine.get('nproc', '?')} x {machine.get('cpu_model', '?')}, Python {machine.get('python', '?')}, "
+        f"{machine.get('nproc', '?')} x {cpu}, Python {machine.get('python', '?')}, "
         f"Celery {machine.get('celery', '?')}, Redis {machine.get('redis_server', '?')}, "
         f"commit {machine.get('commit', '?')}. Ratios compare with a reference measured in the same run.",
         fontsize=11,
