@@ -8,6 +8,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
@@ -92,6 +93,9 @@ class Submitter:
     new_id: Callable[[], str] = lambda: str(uuid.uuid4())
     sleep: Callable[[float], None] = time.sleep
     claim_grace_s: float = CLAIM_GRACE_S
+    # Holds the order notes and tracking entries of a request and sends them together as the
+    # block ends (on Redis: one round trip); by default each is sent when made.
+    writes_together: Callable[[], AbstractContextManager[object]] = nullcontext
 
     def submit(
         self, alerts: Sequence[EnrichedAlert], target_names: Iterable[str] | None = None
@@ -217,6 +221,10 @@ class Submitter:
     def _track(self, jobs: Sequence[Job]) -> None:
         if not jobs:
             return
+        with self.writes_together():
+            self._note_and_record(jobs)
+
+    def _note_and_record(self, jobs: Sequence[Job]) -> None:
         if self.order_gate is not None:
             # On the gate's clock, before the job can run: a firing is superseded by a resolve
             # noted after it, whatever the clocks of the API hosts that took them.

@@ -21,7 +21,7 @@ from publishing.adapters.publishers import RoutingPublisher
 from publishing.adapters.readiness import DependencyReadiness
 from publishing.adapters.redis.attempts import RedisAttemptLog, RedisEventMarks, RedisHistoryQueue
 from publishing.adapters.redis.breaker import RedisBreakerStore, RedisGatedAdmission
-from publishing.adapters.redis.client import redis_client
+from publishing.adapters.redis.client import redis_client, writes_together
 from publishing.adapters.redis.dedup import RedisDeduplicator
 from publishing.adapters.redis.grouping import RedisGroupStore
 from publishing.adapters.redis.health import RedisTargetHealth
@@ -107,6 +107,7 @@ def build_services(settings: Settings, celery: Celery | None = None) -> Services
         order_gate=order_gate,
         dedup_window_s=settings.dedup_window_s,
         clock=time.time,
+        writes_together=lambda: writes_together(client),
     )
     return Services(
         settings=settings,

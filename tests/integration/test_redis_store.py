@@ -17,7 +17,13 @@ from redis.exceptions import ResponseError
 
 from bench.counting import script_names
 from publishing.adapters.redis.breaker import RedisBreakerStore
-from publishing.adapters.redis.client import load_script, run_pipeline, script_stems, script_text
+from publishing.adapters.redis.client import (
+    load_script,
+    run_pipeline,
+    script_stems,
+    script_text,
+    writes_together,
+)
 from publishing.adapters.redis.dedup import RedisDeduplicator
 from publishing.adapters.redis.health import RedisTargetHealth
 from publishing.adapters.redis.tracking import RedisJobTracker
@@ -286,3 +292,75 @@ def test_bench_names_each_evalsha_by_its_script_file(client) -> None:
     names = script_names()
     for name in script_stems():
         assert names[load_script(client, name).sha[:8]] == name
+
+
+def test_a_submission_tracks_its_jobs_and_notes_their_order_in_one_round_trip(
+    fresh_redis: str, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a request's jobs are enqueued, their tracking entries and their order notes
+    reach Redis together: one round trip fewer between the API stamping a job and a worker
+    being able to take it (docs/design.md (Firing before resolved))."""
+    from publishing.adapters.composition import build_services
+    from publishing.alert import parse_alertmanager
+    from publishing.settings import Settings
+
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n- name: hook\n  type: webhook\n  url: http://127.0.0.1:9/hook\n")
+    services = build_services(
+        Settings.from_env(
+            {
+                "REDIS_URL": fresh_redis,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'dlq.db'}",
+                "PUBLISHING_TARGETS": str(targets),
+            }
+        )
+    )
+    names = script_names()
+    pipelines: list[list[str]] = []
+    pipeline = services.redis.pipeline
+
+    def recorded_pipeline(*args: Any, **options: Any) -> Any:
+        pipe = pipeline(*args, **options)
+        execute = pipe.execute
+
+        def recorded_execute(*a: Any, **k: Any) -> Any:
+            pipelines.append(
+                [
+                    names.get(str(c[0][1])[:8], "?") if c[0][0] == "EVALSHA" else str(c[0][0])
+                    for c in pipe.command_stack
+                ]
+            )
+            return execute(*a, **k)
+
+        pipe.execute = recorded_execute  # type: ignore[method-assign]
+        return pipe
+
+    monkeypatch.setattr(services.redis, "pipeline", recorded_pipeline)
+    raw = {"status": "firing", "labels": {"alertname": "A", "severity": "critical"}, "annotations": {},
+           "startsAt": "2026-11-28T10:00:00Z", "endsAt": "0001-01-01T00:00:00Z", "generatorURL": ""}  # fmt: skip
+    payload = {"version": "4", "status": "firing", "alerts": [raw, {**raw, "labels": {"alertname": "B"}}]}
+    result = services.submitter.submit(parse_alertmanager(payload))
+
+    assert len(result.created) == 2
+    # Every pipeline that carried either carried both (sent again whole, once, when Redis had
+    # not loaded the scripts yet).
+    together = {tuple(p) for p in pipelines if "tracking_record" in p or "order_note" in p}
+    assert together == {("order_note", "order_note", "tracking_record", "tracking_record")}
+    for job in result.created:
+        assert services.tracker.get(job.id) is not None
+
+
+def test_writes_held_together_are_not_sent_when_the_block_raises(client, tracker) -> None:
+    with pytest.raises(RuntimeError), writes_together(client):
+        tracker.record(snapshot("a", 1.0))
+        assert tracker.get("a") is None  # held: a read inside the block does not see it
+        raise RuntimeError("the request failed before its jobs were enqueued")
+    assert tracker.get("a") is None
+    tracker.record(snapshot("b", 2.0))
+    assert tracker.get("b") is not None
+
+
+def test_a_held_write_that_redis_refuses_raises_as_the_block_ends(client, tracker) -> None:
+    client.set("t:jobs", "not an index")  # every record ZADDs the tracking index
+    with pytest.raises(ResponseError, match="WRONGTYPE"), writes_together(client):
+        tracker.record(snapshot("a", 1.0))

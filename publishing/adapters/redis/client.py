@@ -6,7 +6,10 @@ round trips (``publishing.adapters.redis.batching``)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, overload
 from urllib.parse import urlsplit
@@ -98,6 +101,49 @@ def run_pipeline(
     if batcher is not None:
         return batcher.run(build, scripts)
     return run_alone(client, build, scripts)
+
+
+@dataclass
+class _HeldWrites:
+    client: redis.Redis
+    builds: list[Callable[[Pipeline], None]] = field(default_factory=list)
+    scripts: list[Script] = field(default_factory=list)
+
+
+_held: ContextVar[_HeldWrites | None] = ContextVar("publishing_held_writes", default=None)
+
+
+@contextmanager
+def writes_together(client: redis.Redis) -> Iterator[None]:
+    """The writes made on ``client`` inside the block through ``run_writes`` are held, then
+    sent in one round trip as the block ends, in the order they were made; an error of any of
+    them raises there. Nothing is sent when the block raises. Calls whose replies are read
+    (``run_pipeline``, a script called directly) are never held."""
+    held = _HeldWrites(client)
+    token = _held.set(held)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    if held.builds:
+        builds = held.builds
+
+        def build(pipe: Pipeline) -> None:
+            for each in builds:
+                each(pipe)
+
+        run_pipeline(client, build, held.scripts)
+
+
+def run_writes(client: redis.Redis, build: Callable[[Pipeline], None], scripts: Iterable[Script]) -> None:
+    """``run_pipeline`` for writes whose replies nobody reads: inside ``writes_together`` on
+    the same client they wait for the block's end and share its round trip."""
+    held = _held.get()
+    if held is not None and held.client is client:
+        held.builds.append(build)
+        held.scripts.extend(scripts)
+        return
+    run_pipeline(client, build, scripts)
 
 
 def run_alone(client: redis.Redis, build: Callable[[Pipeline], None], scripts: Iterable[Script]) -> list[Any]:

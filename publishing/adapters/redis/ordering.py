@@ -8,7 +8,7 @@ from typing import Any
 import redis
 from redis.client import Pipeline
 
-from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, run_pipeline, text
+from publishing.adapters.redis.client import RedisStore, StoreScript, eval_script, run_writes, text
 from publishing.ordering import Gate, GateDecision, GateEntry, GateExit, GateNote
 
 
@@ -33,7 +33,7 @@ class RedisOrderGate(RedisStore):
                 eval_script(self._note, [self.key(n.target, n.fingerprint)], args, pipe)
 
         if notes:
-            run_pipeline(self._client, build, [self._note])
+            run_writes(self._client, build, [self._note])
 
     def enter(self, entry: GateEntry) -> GateDecision:
         return self.decision(self._gate(keys=[self.entry_key(entry)], args=self.enter_args(entry)))

@@ -12,7 +12,7 @@ import redis
 from redis.client import Pipeline
 from redis.exceptions import ResponseError
 
-from publishing.adapters.redis.client import eval_script, load_script, run_pipeline, text
+from publishing.adapters.redis.client import eval_script, load_script, run_writes, text
 from publishing.priority import Priority
 from publishing.tracking import MESSAGE_FIELDS, JobQuery, JobSnapshot, JobState
 
@@ -99,7 +99,7 @@ class RedisJobTracker:
             for snapshot in snapshots:
                 self._record_one(snapshot, pipe, (messages or {}).get(snapshot.id))
 
-        run_pipeline(self._client, build, [self._record])
+        run_writes(self._client, build, [self._record])
 
     def _record_one(self, snapshot: JobSnapshot, client: Any, message: Mapping[str, Any] | None) -> None:
         data = snapshot.to_dict()
