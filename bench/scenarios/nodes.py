@@ -1,7 +1,9 @@
 """Nodes: the capacity model (docs/capacity.md) checked against several worker nodes on this
 machine. One pass a fleet size: N alerts (3,000; quick 1,000) through ``POST /webhook``, then
 1, 2 and 3 worker processes (``-c 2`` each, as separate nodes would run) drain them to the
-sink. The one-node pass gives the unit costs (CPU per job of the workers, Redis and the
+sink. The nodes start on a queue nothing is sent to and, once every one is ready, are told
+together to consume the real ones (Celery's ``add_consumer``): no node's start-up is measured
+as the drain of the others. The one-node pass gives the unit costs (CPU per job of the workers, Redis and the
 sink); the model predicts each larger fleet's rate as the smaller of the nodes' own rate
 (``n`` times one node's) and what the machine's free CPU pays for (free cores over the CPU a
 job costs), and the pass measures it."""
@@ -15,13 +17,16 @@ from typing import Any
 from bench.alerts import AlertSource
 from bench.context import Env, Options, environment, machine_facts
 from bench.noise import _machine_busy_s
-from bench.processes import Proc, cpu_delta_s, tree_cpu_s, wait_until
+from bench.processes import Proc, cpu_delta_s, tree_cpu_s
 from bench.product import Product, webhook_target
 from bench.scenarios.common import wait_delivered
 from bench.services import dlq_database
 from bench.sink import first_delivery
 from bench.stats import rate_per_s
 from bench.traffic import concurrent, job_priorities
+from publishing.adapters.broker import producer_app
+from publishing.routing import QUEUES
+from publishing.settings import Settings
 
 NAME = "nodes"
 ALERTS_PER_REQUEST = 100
@@ -29,6 +34,22 @@ CONCURRENCY_PER_NODE = 2
 FLEETS = (1, 2, 3)
 # The model holds when each measured rate is within this fraction of its prediction.
 TOLERANCE = 0.25
+# Where the nodes wait, consuming nothing, until every one of them is ready.
+STANDBY_QUEUE = "bench-standby"
+
+
+def _consume_all(product: Product, nodes: int) -> None:
+    """Every node starts consuming the job queues, at once; the one the jobs are on last."""
+    app = producer_app(Settings.from_env(product.env))
+    try:
+        for queue in sorted(QUEUES, key=lambda q: q == "medium"):
+            replies = app.control.add_consumer(
+                queue, exchange="publishing", routing_key=queue, reply=True, timeout=5.0, limit=nodes
+            )
+            if len(replies) != nodes:
+                raise RuntimeError(f"{len(replies)} of {nodes} nodes answered add_consumer {queue}")
+    finally:
+        app.close()
 
 
 def _pass(env: Env, product: Product, nodes: int, count: int) -> dict[str, Any]:
@@ -36,15 +57,14 @@ def _pass(env: Env, product: Product, nodes: int, count: int) -> dict[str, Any]:
     sent, _ = concurrent(f"{product.api_url}/webhook", bodies, 2)
     if len(job_priorities(sent)) != count:
         raise RuntimeError(f"the API accepted {len(job_priorities(sent))} of {count} alerts")
-    workers: list[Proc] = [
-        product.start_worker(f"node{i}", "high,medium,low", CONCURRENCY_PER_NODE, wait_ready=False)
-        for i in range(nodes)
-    ]
+    workers: list[Proc] = []
     try:
-        wait_until(lambda: env.sink.delivered() > 0 or None, 120, "first delivery", 0.02)
+        for i in range(nodes):
+            workers.append(product.start_worker(f"node{i}", STANDBY_QUEUE, CONCURRENCY_PER_NODE))
         trees = {"redis": env.redis.proc.pid, "sink": env.sink.pid} | {w.name: w.pid for w in workers}
         before = {name: tree_cpu_s(pid) for name, pid in trees.items()}
         busy_before, started = _machine_busy_s(), time.monotonic()
+        _consume_all(product, nodes)
         wait_delivered(env, count, max(300.0, count / 10), f"{nodes} node(s)", workers)
         wall = time.monotonic() - started
         busy = _machine_busy_s() - busy_before
