@@ -10,6 +10,7 @@ job costs), and the pass measures it."""
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -39,15 +40,29 @@ STANDBY_QUEUE = "bench-standby"
 
 
 def _consume_all(product: Product, nodes: int) -> None:
-    """Every node starts consuming the job queues, at once; the one the jobs are on last."""
+    """Every node starts consuming the job queues, at once; the one the jobs are on last. A
+    node that has just said "ready" may not have subscribed to the broadcast yet: it is asked
+    again until it answers (asking a node twice changes nothing)."""
     app = producer_app(Settings.from_env(product.env))
+    expected = {f"node{i}@{socket.gethostname()}" for i in range(nodes)}
     try:
         for queue in sorted(QUEUES, key=lambda q: q == "medium"):
-            replies = app.control.add_consumer(
-                queue, exchange="publishing", routing_key=queue, reply=True, timeout=5.0, limit=nodes
-            )
-            if len(replies) != nodes:
-                raise RuntimeError(f"{len(replies)} of {nodes} nodes answered add_consumer {queue}")
+            answered: set[str] = set()
+            for _ in range(20):
+                replies = app.control.add_consumer(
+                    queue,
+                    exchange="publishing",
+                    routing_key=queue,
+                    reply=True,
+                    timeout=1.0,
+                    limit=len(expected - answered),
+                    destination=sorted(expected - answered),
+                )
+                answered |= {name for reply in replies or [] for name in reply}
+                if answered >= expected:
+                    break
+            else:
+                raise RuntimeError(f"nodes {sorted(expected - answered)} never answered add_consumer {queue}")
     finally:
         app.close()
 
