@@ -41,8 +41,8 @@ def _missing(ax: Axes, title: str, name: str) -> None:
 def _cpu(data: dict[str, Any]) -> str:
     """The CPU a result was measured on, briefly ("Intel Xeon", "AMD EPYC")."""
     model = str(data.get("machine", {}).get("cpu_model", "?"))
-    for noise in ("(R)", "(TM)", "Processor", "CPU"):
-        model = model.replace(noise, " ")
+    for word in ("(R)", "(TM)", "Processor", "CPU"):
+        model = model.replace(word, " ")
     return " ".join(model.split("@")[0].split()[:3]) or "?"
 
 

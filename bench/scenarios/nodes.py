@@ -3,8 +3,8 @@ machine. One pass a fleet size: N alerts (3,000; quick 1,000) through ``POST /we
 1, 2 and 3 worker processes (``-c 2`` each, as separate nodes would run) drain them to the
 sink. The nodes start on a queue nothing is sent to and, once every one is ready, are told
 together to consume the real ones (Celery's ``add_consumer``): no node's start-up is measured
-as the drain of the others. The one-node pass gives the unit costs (CPU per job of the workers, Redis and the
-sink); the model predicts each larger fleet's rate as the smaller of the nodes' own rate
+as the drain of the others. The one-node pass gives the unit costs (CPU per job of the
+workers, Redis and the sink); the model predicts each larger fleet's rate as the smaller of the nodes' own rate
 (``n`` times one node's) and what the machine's free CPU pays for (free cores over the CPU a
 job costs), and the pass measures it."""
 

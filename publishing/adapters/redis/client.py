@@ -126,10 +126,9 @@ def writes_together(client: redis.Redis) -> Iterator[None]:
     finally:
         _held.reset(token)
     if held.builds:
-        builds = held.builds
 
         def build(pipe: Pipeline) -> None:
-            for each in builds:
+            for each in held.builds:
                 each(pipe)
 
         run_pipeline(client, build, held.scripts)
